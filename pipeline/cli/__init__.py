@@ -1,0 +1,1 @@
+"""The ``edgeloop`` command line; each subcommand is imported only when it runs."""

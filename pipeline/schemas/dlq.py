@@ -1,0 +1,39 @@
+"""Dead letters: what the bridge and workers record about input they rejected.
+
+The record value on ``edgeloop.dlq`` is the original payload, byte for byte;
+this metadata travels in the record headers (``dlq.*``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeadLetterMetaV1", "DlqReason"]
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.schemas.base import StrictModel, TimestampNs
+
+DlqReason = Literal[
+    "oversize",
+    "not_json",
+    "unknown_type",
+    "invalid",
+    "unknown_stream",
+    "bad_topic",
+    "corrupt_frame",
+    "processing_error",
+]
+
+
+class DeadLetterMetaV1(StrictModel):
+    """Why a payload was rejected, where it came from and who rejected it."""
+
+    type: Literal["dead_letter"] = "dead_letter"
+    v: Literal[1] = 1
+    reason: DlqReason
+    detail: str = Field(max_length=4096, description="Human explanation with field paths")
+    source: str = Field(max_length=1024, description="Source MQTT topic or Kafka topic")
+    component: str = Field(max_length=128, description="Who rejected it, e.g. bridge-1")
+    received_ts: TimestampNs
+    size: int = Field(ge=0, description="Bytes of the original payload")
