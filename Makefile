@@ -66,8 +66,7 @@ demo: devstack-up
 	$(BIN)/python scripts/demo.py
 
 bench: install
-	$(BIN)/edgeloop devstack up
-	$(BIN)/python scripts/bench_all.py
+	$(BIN)/edgeloop bench codec --json --out reports/bench-codec.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
