@@ -39,10 +39,20 @@ def main() -> int:
     run = uuid.uuid4().hex[:6]
     device = f"demo-cam-{run}"
     result = ResultV1(
-        id=new_id(), site="plant-a", device=device, seq=1, ts=now_ns(),
+        id=new_id(),
+        site="plant-a",
+        device=device,
+        seq=1,
+        ts=now_ns(),
         model=ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32),
-        task="classify", source="cam0", line="line-1", label="scratch", score=0.62,
-        margin=0.3, probs={"ok": 0.32, "scratch": 0.62, "crack": 0.06}, route="uncertain",
+        task="classify",
+        source="cam0",
+        line="line-1",
+        label="scratch",
+        score=0.62,
+        margin=0.3,
+        probs={"ok": 0.32, "scratch": 0.62, "crack": 0.06},
+        route="uncertain",
         latency_ms=1.8,
     )
     payload = encode(result)
@@ -70,10 +80,12 @@ def main() -> int:
 
     step(2, "Kafka, idempotent producer, acks=all, key = device")
     ktopic = "edgeloop.demo"
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
-                             enable_idempotence=True)
-    meta = producer.send(ktopic, key=device.encode(), value=payload,
-                         headers=[("type", b"result"), ("v", b"1")]).get(timeout=30)
+    producer = KafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    meta = producer.send(
+        ktopic, key=device.encode(), value=payload, headers=[("type", b"result"), ("v", b"1")]
+    ).get(timeout=30)
     producer.close()
     consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, consumer_timeout_ms=15000)
     tp = TopicPartition(ktopic, meta.partition)
@@ -81,16 +93,21 @@ def main() -> int:
     consumer.seek(tp, meta.offset)
     record = next(iter(consumer))
     consumer.close()
-    print(f"    {ktopic} partition {meta.partition} offset {meta.offset}: "
-          f"{'consumed and valid' if decode(record.value) == result else 'MISMATCH'}")
+    print(
+        f"    {ktopic} partition {meta.partition} offset {meta.offset}: "
+        f"{'consumed and valid' if decode(record.value) == result else 'MISMATCH'}"
+    )
 
     step(3, "InfluxDB 2: write a point, query it with Flux")
     creds = stack.influx_credentials()
     with InfluxDBClient(url=creds.url, token=creds.writer_token, org=creds.org) as client:
         client.write_api(write_options=SYNCHRONOUS).write(
             bucket=creds.bucket,
-            record=Point("demo").tag("device", device).tag("label", result.label)
-            .field("score", result.score).time(result.ts, WritePrecision.NS),
+            record=Point("demo")
+            .tag("device", device)
+            .tag("label", result.label)
+            .field("score", result.score)
+            .time(result.ts, WritePrecision.NS),
         )
         tables = client.query_api().query(
             f'from(bucket: "{creds.bucket}") |> range(start: -1h) '
@@ -101,10 +118,13 @@ def main() -> int:
 
     step(4, "stack status")
     for h in stack.status():
-        print(f"    {h.name:<10} {'ok' if h.healthy else 'DOWN':<5} {h.version or '-':<8} "
-              f"{h.address}")
-    print("\nNext: `edgeloop devstack env` prints client settings; "
-          "`edgeloop devstack down` stops the stack.")
+        print(
+            f"    {h.name:<10} {'ok' if h.healthy else 'DOWN':<5} {h.version or '-':<8} {h.address}"
+        )
+    print(
+        "\nNext: `edgeloop devstack env` prints client settings; "
+        "`edgeloop devstack down` stops the stack."
+    )
     return 0 if ok and values == [result.score] else 1
 
 

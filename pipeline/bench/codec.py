@@ -16,8 +16,15 @@ import statistics
 import time
 from typing import Any
 
-from pipeline.schemas import FrameMetaV1, ModelRef, ResultV1, decode, encode
-from pipeline.schemas import from_properties, to_properties
+from pipeline.schemas import (
+    FrameMetaV1,
+    ModelRef,
+    ResultV1,
+    decode,
+    encode,
+    from_properties,
+    to_properties,
+)
 
 
 def _results(n: int, seed: int) -> list[bytes]:
@@ -29,11 +36,21 @@ def _results(n: int, seed: int) -> list[bytes]:
         out.append(
             encode(
                 ResultV1(
-                    id=f"{rng.getrandbits(128):032x}", site="plant-a",
-                    device=f"cam-{i % 50:02d}", seq=i, ts=1_790_000_000_000_000_000 + i,
-                    model=model, task="classify", source="cam0", line="line-1", label="ok",
-                    score=p, margin=p - (1 - p), probs={"ok": p, "scratch": 1 - p},
-                    route="confident", latency_ms=rng.uniform(0.5, 3),
+                    id=f"{rng.getrandbits(128):032x}",
+                    site="plant-a",
+                    device=f"cam-{i % 50:02d}",
+                    seq=i,
+                    ts=1_790_000_000_000_000_000 + i,
+                    model=model,
+                    task="classify",
+                    source="cam0",
+                    line="line-1",
+                    label="ok",
+                    score=p,
+                    margin=p - (1 - p),
+                    probs={"ok": p, "scratch": 1 - p},
+                    route="confident",
+                    latency_ms=rng.uniform(0.5, 3),
                 )
             )
         )
@@ -59,9 +76,21 @@ def run(quick: bool = False, seed: int = 7) -> dict[str, Any]:
     json_rate = _time(json.loads, payloads, repeats)
     model = ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32)
     meta = FrameMetaV1(
-        id="f" * 32, site="plant-a", device="cam-01", seq=1, ts=1, model=model, source="cam0",
-        result_id="r" * 32, reason="uncertain", label="scratch", score=0.55, width=640,
-        height=480, size=30_000, phash="0123456789abcdef",
+        id="f" * 32,
+        site="plant-a",
+        device="cam-01",
+        seq=1,
+        ts=1,
+        model=model,
+        source="cam0",
+        result_id="r" * 32,
+        reason="uncertain",
+        label="scratch",
+        score=0.55,
+        width=640,
+        height=480,
+        size=30_000,
+        phash="0123456789abcdef",
     )
     props = [to_properties(meta)] * (n // 4)
     props_rate = _time(from_properties, props, repeats)
