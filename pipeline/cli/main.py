@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "start, stop and inspect the local Mosquitto, Kafka and InfluxDB",
     ),
     "schemas": ("pipeline.cli.schemas", "export or check the JSON Schema files of every message"),
+    "bridge": ("cloud_stream.bridge.cli", "run the MQTT-to-Kafka bridge"),
     "bench": ("pipeline.cli.bench", "run a benchmark; prints JSON with an in-run baseline"),
 }
 

@@ -196,3 +196,85 @@ def influx_client(influx_credentials: InfluxCredentials) -> Iterator[Any]:
         org=influx_credentials.org,
     ) as client:
         yield client
+
+
+# --- bridge -----------------------------------------------------------------------
+@pytest.fixture
+def bridge_settings(devstack: Devstack, unique: str) -> dict[str, Any]:
+    """Bridge config as a dict: this test's own site, topics, DLQ and share group."""
+    from tests.integration.helpers import free_port
+
+    host, port = devstack.mqtt_address
+    status_port = free_port()
+    return {
+        "instance": f"{unique}-b1",
+        "share_group": f"{unique}-g",
+        "site": unique,
+        "topic_map": {
+            "result": f"{unique}.results",
+            "frame": f"{unique}.frames",
+            "telemetry": f"{unique}.telemetry",
+            "status": f"{unique}.status",
+            "ota/report": f"{unique}.ota",
+        },
+        "dlq_topic": f"{unique}.dlq",
+        "mqtt": {
+            "host": host,
+            "port": port,
+            "receive_maximum": 1000,
+            "session_expiry_s": 600,
+            "reconnect_min_s": 0.5,
+            "reconnect_max_s": 2,
+        },
+        "kafka": {"bootstrap_servers": [devstack.kafka_bootstrap]},
+        "producer": {"partitions": 4, "delivery_timeout_ms": 300_000},
+        "metrics": {"enabled": True, "port": status_port},
+        "health": {"enabled": True, "port": status_port},
+        "logging": {"level": "INFO"},
+    }
+
+
+@pytest.fixture
+def bridge_factory() -> Iterator[Callable[..., Any]]:
+    """In-process bridges, stopped (drained) after the test."""
+    from cloud_stream.bridge.config import BridgeConfig
+    from cloud_stream.bridge.service import Bridge
+
+    made: list[Any] = []
+
+    def make(settings: dict[str, Any]) -> Any:
+        bridge = Bridge(BridgeConfig.model_validate(settings))
+        bridge.start()
+        made.append(bridge)
+        return bridge
+
+    yield make
+    for b in made:
+        b.stop(timeout=10)
+
+
+@pytest.fixture
+def bridge_process_factory(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Bridges as child processes (`edgeloop bridge run`), killed after the test."""
+    from tests.integration.helpers import BridgeProcess
+
+    made: list[BridgeProcess] = []
+
+    def make(settings: dict[str, Any]) -> BridgeProcess:
+        proc = BridgeProcess(settings, tmp_path)
+        made.append(proc)
+        return proc
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+@pytest.fixture
+def publisher(devstack: Devstack) -> Iterator[Any]:
+    from tests.integration.helpers import Publisher
+
+    host, port = devstack.mqtt_address
+    pub = Publisher(host, port)
+    yield pub
+    pub.close()

@@ -1,0 +1,141 @@
+"""Settings of ``edgeloop bridge run``."""
+
+from __future__ import annotations
+
+__all__ = ["BridgeConfig", "PartitionConfig", "ProducerConfig", "default_topic_map"]
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.config.base import (
+    HealthConfig,
+    KafkaConfig,
+    LoggingConfig,
+    MetricsConfig,
+    MqttConfig,
+    Section,
+)
+from pipeline.errors import TopicError
+from pipeline.schemas.codec import DEFAULT_MAX_BYTES
+from pipeline.schemas.frame import MAX_FRAME_BYTES
+from pipeline.topics import KafkaTopics, Stream, check_id, check_kafka_topic
+
+
+def default_topic_map() -> dict[str, str]:
+    """MQTT stream -> Kafka topic."""
+    return {
+        Stream.RESULT.value: KafkaTopics.RESULTS,
+        Stream.FRAME.value: KafkaTopics.FRAMES,
+        Stream.TELEMETRY.value: KafkaTopics.TELEMETRY,
+        Stream.STATUS.value: KafkaTopics.STATUS,
+        Stream.OTA_REPORT.value: KafkaTopics.OTA,
+    }
+
+
+class ProducerConfig(Section):
+    """Kafka producer tuning."""
+
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        default="lz4", description="Batch compression codec"
+    )
+    linger_ms: int = Field(default=5, ge=0, le=1000, description="Wait to fill a batch, ms")
+    batch_size: int = Field(default=131_072, ge=1024, description="Bytes per partition batch")
+    delivery_timeout_ms: int = Field(
+        default=120_000,
+        ge=1000,
+        description="Give up on one send after this long; the bridge then sends it again",
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of topics the bridge creates"
+    )
+    replication_factor: int = Field(default=1, ge=1, le=16, description="Of created topics")
+    create_topics: bool = Field(default=True, description="Create missing topics at start-up")
+
+
+class PartitionConfig(Section):
+    """Split devices between bridge instances by hash, so one device has one writer."""
+
+    index: int = Field(ge=0, description="This instance's slot, 0 to count-1")
+    count: int = Field(ge=1, le=256, description="Number of bridge instances")
+
+
+class BridgeConfig(Section):
+    """The MQTT-to-Kafka bridge."""
+
+    instance: str = Field(
+        default="bridge-1",
+        description="Unique per bridge instance: the MQTT client id of its persistent session",
+    )
+    share_group: str = Field(
+        default="edgeloop-bridge",
+        description="MQTT v5 shared-subscription group; instances in one group share the load",
+    )
+    site: str = Field(default="+", description="Bridge only this site ('+' for all)")
+    partition: PartitionConfig | None = Field(
+        default=None,
+        description="Ordered scaling: every instance receives every message (plain "
+        "subscription) and forwards only the devices of its slot. Without it, instances "
+        "share one MQTT shared subscription (load-balanced with fail-over, but two "
+        "instances may reorder one device's messages in Kafka)",
+    )
+    topic_map: dict[str, str] = Field(
+        default_factory=default_topic_map,
+        description="MQTT stream (result, frame, telemetry, status, ota/report) -> Kafka topic",
+    )
+    dlq_topic: str = Field(default=KafkaTopics.DLQ, description="Dead-letter topic")
+    max_json_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES, ge=1024, description="Larger JSON payloads go to the DLQ"
+    )
+    max_frame_bytes: int = Field(
+        default=MAX_FRAME_BYTES, ge=1024, description="Larger frames go to the DLQ"
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka connection")
+    producer: ProducerConfig = Field(default_factory=ProducerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("instance", "share_group")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        try:
+            return check_id(value)
+        except TopicError as exc:
+            raise ValueError(exc.message) from exc
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        try:
+            return value if value == "+" else check_id(value, what="site")
+        except TopicError as exc:
+            raise ValueError(exc.message) from exc
+
+    @field_validator("topic_map")
+    @classmethod
+    def _streams(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {s.value for s in Stream if s is not Stream.OTA}
+        for stream, topic in value.items():
+            if stream not in known:
+                raise ValueError(f"unknown stream {stream!r}; use one of {sorted(known)}")
+            try:
+                check_kafka_topic(topic)
+            except TopicError as exc:
+                raise ValueError(exc.message) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _slot(self) -> BridgeConfig:
+        if self.partition is not None and self.partition.index >= self.partition.count:
+            raise ValueError("partition.index must be below partition.count")
+        return self
+
+    @field_validator("dlq_topic")
+    @classmethod
+    def _dlq(cls, value: str) -> str:
+        try:
+            return check_kafka_topic(value)
+        except TopicError as exc:
+            raise ValueError(exc.message) from exc

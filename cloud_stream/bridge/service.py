@@ -1,0 +1,482 @@
+"""The bridge process: MQTT v5 shared subscription in, Kafka records out.
+
+The one rule: a device's message is acknowledged to the broker (PUBACK, through
+paho's manual ack) only after Kafka acknowledged its record (``acks=all``,
+idempotent producer). Until then the broker keeps it in our persistent session
+and redelivers it if we crash, so a kill -9 loses nothing; at worst Kafka sees a
+duplicate, which consumers drop by ``id``.
+
+Backpressure comes from MQTT itself: the broker sends at most ``receive_maximum``
+unacknowledged messages, so when Kafka is slow or down, the bridge holds at most
+that many in memory, retrying them, and the rest wait in the broker.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Bridge"]
+
+import logging
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud_stream.bridge.config import BridgeConfig
+from cloud_stream.bridge.metrics import BridgeMetrics
+from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
+from pipeline.errors import TopicError
+from pipeline.http_status import StatusServer
+from pipeline.schemas import now_ns
+from pipeline.topics import MQTT_ROOT, Stream, parse_mqtt_topic, shared_filter
+
+logger = logging.getLogger(__name__)
+
+_RETRY_MIN_S, _RETRY_MAX_S = 0.2, 10.0
+
+
+class _Skip:
+    """Marker for messages the bridge acknowledges without producing (OTA offers)."""
+
+
+@dataclass
+class _Pending:
+    """One received message waiting for Kafka."""
+
+    generation: int
+    mid: int
+    qos: int
+    received: float
+    record: KafkaRecord | DeadLetter | _Skip
+    attempt: int = 0
+
+
+class Bridge:
+    """Move MQTT messages into Kafka with at-least-once delivery.
+
+    Args:
+        config: Validated bridge settings.
+        on_ack: Called after each PUBACK (tests and benchmarks count with it).
+    """
+
+    def __init__(self, config: BridgeConfig, on_ack: Callable[[], None] | None = None):
+        self.config = config
+        self.metrics = BridgeMetrics()
+        self._on_ack = on_ack
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._draining = False
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._drained = threading.Condition(self._lock)
+        self._retry_timers: set[threading.Timer] = set()
+        self._producer: KafkaProducer | None = None
+        # Kafka health: an error since the last successful ack means "not healthy".
+        self._kafka_ok_at = 0.0
+        self._kafka_error_at: float | None = None
+        self._dlq_logged_at = 0.0
+        self._dlq_suppressed = 0
+        self._status: StatusServer | None = None
+        self._client = self._make_client()
+
+    # --- set-up -------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        m = self.config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.instance,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if m.username:
+            client.username_pw_set(
+                m.username, m.password.get_secret_value() if m.password else None
+            )
+        if m.tls is not None:
+            client.tls_set(ca_certs=m.tls.ca_file, certfile=m.tls.cert_file, keyfile=m.tls.key_file)
+            client.tls_insecure_set(m.tls.insecure)
+        client.reconnect_delay_set(int(max(1, m.reconnect_min_s)), int(m.reconnect_max_s))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _kafka_common(self) -> dict[str, Any]:
+        k = self.config.kafka
+        opts: dict[str, Any] = {
+            "bootstrap_servers": k.bootstrap_servers,
+            "client_id": f"edgeloop-{self.config.instance}",
+            "security_protocol": k.security_protocol,
+        }
+        if k.sasl_mechanism:
+            opts.update(
+                sasl_mechanism=k.sasl_mechanism,
+                sasl_plain_username=k.sasl_username,
+                sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            )
+        if k.tls is not None:
+            opts.update(
+                ssl_cafile=k.tls.ca_file,
+                ssl_certfile=k.tls.cert_file,
+                ssl_keyfile=k.tls.key_file,
+                ssl_check_hostname=not k.tls.insecure,
+            )
+        return opts
+
+    def _make_producer(self) -> KafkaProducer:
+        p = self.config.producer
+        return KafkaProducer(
+            **self._kafka_common(),
+            acks="all",
+            enable_idempotence=True,
+            compression_type=None if p.compression == "none" else p.compression,
+            linger_ms=p.linger_ms,
+            batch_size=p.batch_size,
+            max_in_flight_requests_per_connection=5,
+            delivery_timeout_ms=p.delivery_timeout_ms,
+            request_timeout_ms=min(30_000, p.delivery_timeout_ms - p.linger_ms),
+            max_block_ms=5_000,
+            retry_backoff_ms=200,
+        )
+
+    def ensure_topics(self) -> list[str]:
+        """Create the mapped topics and the DLQ if missing; return those created."""
+        p = self.config.producer
+        names = sorted({*self.config.topic_map.values(), self.config.dlq_topic})
+        admin = KafkaAdminClient(**self._kafka_common())
+        try:
+            existing = set(admin.list_topics())
+            missing = [n for n in names if n not in existing]
+            created = []
+            for name in missing:
+                try:
+                    admin.create_topics(
+                        [
+                            NewTopic(
+                                name,
+                                num_partitions=p.partitions,
+                                replication_factor=p.replication_factor,
+                            )
+                        ]
+                    )
+                    created.append(name)
+                except TopicAlreadyExistsError:
+                    pass
+            return created
+        finally:
+            admin.close()
+
+    def subscriptions(self) -> list[str]:
+        """The subscription filters of this bridge (shared unless partitioned)."""
+        topic_filter = f"{MQTT_ROOT}/{self.config.site}/+/#"
+        if self.config.partition is not None:
+            return [topic_filter]
+        return [shared_filter(self.config.share_group, topic_filter)]
+
+    def owns(self, topic: str) -> bool:
+        """True when this instance forwards the device of ``topic`` (always, unpartitioned)."""
+        part = self.config.partition
+        if part is None or part.count == 1:
+            return True
+        try:
+            device = parse_mqtt_topic(topic).device
+        except TopicError:
+            # Malformed topics go to the DLQ from slot 0 only, so they are written once.
+            return part.index == 0
+        return device_slot(device, part.count) == part.index
+
+    # --- lifecycle ----------------------------------------------------------------
+    def start(self, *, wait_s: float = 30.0) -> None:
+        """Connect to Kafka (creating topics) and to MQTT; return once subscribed."""
+        if self.config.producer.create_topics:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    created = self.ensure_topics()
+                    if created:
+                        logger.info("created Kafka topics %s", created)
+                    break
+                except KafkaError as exc:
+                    if time.monotonic() > deadline:
+                        raise
+                    logger.warning("Kafka not reachable yet (%s); retrying", exc)
+                    time.sleep(1)
+        self._producer = self._make_producer()
+        self._start_status()
+        m = self.config.mqtt
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = m.session_expiry_s
+        props.ReceiveMaximum = m.receive_maximum
+        self._client.connect_async(
+            m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        if not self._connected.wait(wait_s):
+            logger.warning("MQTT broker %s:%s not reachable yet; still trying", m.host, m.port)
+
+    def _start_status(self) -> None:
+        if not (self.config.metrics.enabled or self.config.health.enabled):
+            return
+        cfg = self.config.metrics if self.config.metrics.enabled else self.config.health
+        self._status = StatusServer(
+            cfg.host,
+            cfg.port,
+            self.metrics.render if self.config.metrics.enabled else None,
+            self.health if self.config.health.enabled else None,
+        )
+        self._status.start()
+        logger.info("metrics and health on http://%s:%s", cfg.host, self._status.port)
+
+    @property
+    def status_port(self) -> int | None:
+        """Port of the /metrics and /healthz server, once started."""
+        return self._status.port if self._status else None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy when connected to MQTT and to Kafka."""
+        with self._lock:
+            in_flight = len(self._pending)
+            kafka_ok = self._producer is not None and (
+                self._kafka_error_at is None or self._kafka_ok_at >= self._kafka_error_at
+            )
+        details = {
+            "mqtt_connected": self._connected.is_set(),
+            "kafka_connected": kafka_ok,
+            "in_flight": in_flight,
+            "instance": self.config.instance,
+        }
+        return self._connected.is_set() and kafka_ok, details
+
+    def in_flight(self) -> int:
+        """Messages received and not yet acknowledged."""
+        with self._lock:
+            return len(self._pending)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Drain: take no new messages, wait for Kafka to ack what is in flight, disconnect.
+
+        Messages the broker sends while draining are left unacknowledged: the
+        persistent session redelivers them to the next run (or another instance).
+        """
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._lock:
+            self._draining = True
+            deadline = time.monotonic() + timeout
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "stopping with %d messages not acknowledged; the broker "
+                        "will redeliver them",
+                        len(self._pending),
+                    )
+                    break
+                self._drained.wait(min(left, 0.5))
+        for timer in list(self._retry_timers):
+            timer.cancel()
+        if self._producer is not None:
+            self._producer.flush(timeout=min(timeout, 10))
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+        if self._status is not None:
+            self._status.stop()
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, then drain and stop (a second signal kills)."""
+        stop = threading.Event()
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            if stop.is_set():
+                logger.warning("second signal: exiting without draining")
+                raise SystemExit(1)
+            logger.info("signal %s: draining", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        self.start()
+        logger.info(
+            "bridge %s running: %s -> Kafka %s",
+            self.config.instance,
+            self.subscriptions(),
+            self.config.kafka.bootstrap_servers,
+        )
+        while not stop.wait(1.0):
+            pass
+        self.stop()
+        return 0
+
+    # --- MQTT callbacks (paho's network thread) -----------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.error("MQTT connect refused: %s", reason)
+            return
+        with self._lock:
+            self._generation += 1
+            reconnect = self._generation > 1
+        if reconnect:
+            self.metrics.reconnects.labels("mqtt").inc()
+        for topic_filter in self.subscriptions():
+            client.subscribe(topic_filter, qos=1)
+        self._connected.set()
+        logger.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        with self._lock:
+            # Acks for this connection's message ids must never reach the next one:
+            # the broker redelivers everything we did not ack, under new ids.
+            self._generation += 1
+        if not self._stopping.is_set():
+            logger.warning("MQTT disconnected (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        received = time.monotonic()
+        with self._lock:
+            if self._draining:
+                return  # not acked: redelivered to the next run
+            generation = self._generation
+        if msg.dup:
+            self.metrics.redelivered.inc()
+        props = getattr(msg.properties, "UserProperty", None) or []
+        record: KafkaRecord | DeadLetter | _Skip
+        if _is_offer(msg.topic) or not self.owns(msg.topic):
+            record = _Skip()
+        else:
+            record = translate(
+                self.config, msg.topic, bytes(msg.payload), props, component=self.config.instance
+            )
+        stream = _stream_label(msg.topic)
+        self.metrics.messages_in.labels(stream).inc()
+        pending = _Pending(generation, msg.mid, msg.qos, received, record)
+        if isinstance(record, _Skip):
+            self.metrics.ignored.inc()
+            self._ack(pending)
+            return
+        with self._lock:
+            self._pending[(generation, msg.mid)] = pending
+            self.metrics.in_flight.set(len(self._pending))
+        if isinstance(record, DeadLetter):
+            logger.warning(
+                "dead letter from %s: %s", msg.topic, record.detail, extra={"reason": record.reason}
+            )
+        self._send(pending)
+
+    def _log_dead_letter(self, topic: str, record: DeadLetter) -> None:
+        # At most one line a second: a misbehaving device must not flood the logs.
+        now = time.monotonic()
+        if now - self._dlq_logged_at < 1.0:
+            self._dlq_suppressed += 1
+            return
+        suppressed, self._dlq_suppressed, self._dlq_logged_at = self._dlq_suppressed, 0, now
+        logger.warning(
+            "dead letter from %s (%s): %s%s",
+            topic,
+            record.reason,
+            record.detail.splitlines()[0],
+            f" (+{suppressed} more not logged)" if suppressed else "",
+        )
+
+    # --- Kafka side ---------------------------------------------------------------
+    def _send(self, pending: _Pending) -> None:
+        assert self._producer is not None
+        rec = pending.record
+        assert isinstance(rec, KafkaRecord | DeadLetter)
+        try:
+            future = self._producer.send(
+                rec.topic, key=rec.key, value=rec.value, headers=rec.headers
+            )
+        except KafkaError as exc:
+            self._retry(pending, exc)
+            return
+        future.add_callback(self._on_kafka_ack, pending)
+        future.add_errback(self._on_kafka_error, pending)
+
+    def _on_kafka_ack(self, pending: _Pending, _metadata: Any) -> None:
+        self._kafka_ok_at = time.monotonic()
+        rec = pending.record
+        if isinstance(rec, DeadLetter):
+            self.metrics.dlq.labels(rec.reason).inc()
+        elif isinstance(rec, KafkaRecord):
+            self.metrics.messages_out.labels(rec.topic).inc()
+            self.metrics.edge_to_kafka.observe(max(0.0, (now_ns() - rec.edge_ts) / 1e9))
+        self.metrics.kafka_latency.observe(time.monotonic() - pending.received)
+        self._ack(pending)
+
+    def _on_kafka_error(self, pending: _Pending, exc: BaseException) -> None:
+        self._retry(pending, exc)
+
+    def _retry(self, pending: _Pending, exc: BaseException) -> None:
+        self._kafka_error_at = time.monotonic()
+        pending.attempt += 1
+        self.metrics.retries.inc()
+        delay = min(_RETRY_MAX_S, _RETRY_MIN_S * 2 ** min(pending.attempt, 10))
+        logger.warning("Kafka send failed (%s); retry %d in %.1fs", exc, pending.attempt, delay)
+        timer = threading.Timer(delay, self._retry_fire, args=(pending,))
+        timer.daemon = True
+        with self._lock:
+            self._retry_timers.add(timer)
+        timer.start()
+
+    def _retry_fire(self, pending: _Pending) -> None:
+        with self._lock:
+            self._retry_timers.discard(threading.current_thread())
+            if pending.generation != self._generation:
+                # Its connection is gone, so the broker redelivers it: drop our copy.
+                self._pending.pop((pending.generation, pending.mid), None)
+                self.metrics.in_flight.set(len(self._pending))
+                self._drained.notify_all()
+                return
+        self._send(pending)
+
+    def _ack(self, pending: _Pending) -> None:
+        with self._lock:
+            self._pending.pop((pending.generation, pending.mid), None)
+            self.metrics.in_flight.set(len(self._pending))
+            same_connection = pending.generation == self._generation
+            if same_connection and pending.qos > 0:
+                self._client.ack(pending.mid, pending.qos)
+            self._drained.notify_all()
+        if same_connection:
+            self.metrics.acks.inc()
+            if self._on_ack is not None:
+                self._on_ack()
+
+
+def device_slot(device: str, count: int) -> int:
+    """The partition slot of a device: stable across processes and machines."""
+    return zlib.crc32(device.encode()) % count
+
+
+def _is_offer(topic: str) -> bool:
+    try:
+        return parse_mqtt_topic(topic).stream is Stream.OTA
+    except Exception:
+        return False
+
+
+def _stream_label(topic: str) -> str:
+    try:
+        return parse_mqtt_topic(topic).stream.value
+    except Exception:
+        return "invalid"

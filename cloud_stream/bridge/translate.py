@@ -1,0 +1,202 @@
+"""Turn one MQTT message into one Kafka record, or into a dead letter with the reason.
+
+Pure logic, no I/O: the checks run in the order size, topic, parse, schema,
+consistency (the payload's type, site and device must match its topic), so the
+cheapest rejection comes first and a person reading the DLQ sees the first
+thing that is wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeadLetter", "KafkaRecord", "translate"]
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cloud_stream.bridge.config import BridgeConfig
+from pipeline.errors import SchemaError, TopicError
+from pipeline.schemas import DeadLetterMetaV1, FrameMetaV1, decode, from_properties, now_ns
+from pipeline.schemas.dlq import DlqReason
+from pipeline.topics import ID_PATTERN, MqttAddress, Stream, parse_mqtt_topic
+
+Headers = list[tuple[str, bytes]]
+
+ID_RE = re.compile(ID_PATTERN)
+
+_EXPECTED_TYPE = {
+    Stream.RESULT: "result",
+    Stream.TELEMETRY: "telemetry",
+    Stream.STATUS: "status",
+    Stream.OTA_REPORT: "ota_report",
+    Stream.FRAME: "frame",
+}
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """What to produce: topic, key (device id), value and headers."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+    device: str
+    edge_ts: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected payload, kept byte for byte, with why it was rejected."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+    reason: DlqReason
+    detail: str
+
+
+def _dead(
+    config: BridgeConfig,
+    component: str,
+    mqtt_topic: str,
+    payload: bytes,
+    reason: DlqReason,
+    detail: str,
+    key: str | None = None,
+) -> DeadLetter:
+    meta = DeadLetterMetaV1(
+        reason=reason,
+        detail=detail[:4096],
+        source=mqtt_topic[:1024],
+        component=component,
+        received_ts=now_ns(),
+        size=len(payload),
+    )
+    headers = [(f"dlq.{k}", str(v).encode()) for k, v in meta.model_dump().items()]
+    return DeadLetter(
+        topic=config.dlq_topic,
+        key=(key or "unknown").encode(),
+        value=payload,
+        headers=headers,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def _device_of(mqtt_topic: str) -> str | None:
+    """The device level of a topic that failed to parse, if it is a safe id (DLQ key)."""
+    parts = mqtt_topic.split("/")
+    if len(parts) > 3 and ID_RE.match(parts[3]):
+        return parts[3]
+    return None
+
+
+def _check_owner(addr: MqttAddress, site: str, device: str, type_: str) -> str | None:
+    expected = _EXPECTED_TYPE[addr.stream]
+    if type_ != expected:
+        return f"a {type_!r} message on a {addr.stream.value!r} topic (expected {expected!r})"
+    if (site, device) != (addr.site, addr.device):
+        return (
+            f"payload says site/device {site}/{device} but the topic is {addr.site}/{addr.device}"
+        )
+    return None
+
+
+def translate(
+    config: BridgeConfig,
+    mqtt_topic: str,
+    payload: bytes,
+    user_properties: Sequence[tuple[str, str]] | None = None,
+    *,
+    component: str = "bridge",
+    bridge_ts: int | None = None,
+) -> KafkaRecord | DeadLetter:
+    """Validate one MQTT message and build its Kafka record or dead letter."""
+    try:
+        addr = parse_mqtt_topic(mqtt_topic)
+    except TopicError as exc:
+        reason: DlqReason = "unknown_stream" if "unknown stream" in exc.message else "bad_topic"
+        return _dead(
+            config, component, mqtt_topic, payload, reason, str(exc), _device_of(mqtt_topic)
+        )
+    kafka_topic = config.topic_map.get(addr.stream.value)
+    if kafka_topic is None:
+        return _dead(
+            config,
+            component,
+            mqtt_topic,
+            payload,
+            "unknown_stream",
+            f"stream {addr.stream.value!r} is not mapped to a Kafka topic",
+            addr.device,
+        )
+    ts = now_ns() if bridge_ts is None else bridge_ts
+    if addr.stream is Stream.FRAME:
+        return _frame(
+            config, component, addr, kafka_topic, mqtt_topic, payload, user_properties or [], ts
+        )
+    try:
+        msg = decode(payload, max_bytes=config.max_json_bytes, where=mqtt_topic)
+    except SchemaError as exc:
+        return _dead(
+            config,
+            component,
+            mqtt_topic,
+            payload,
+            exc.reason,  # type: ignore[arg-type]
+            str(exc),
+            addr.device,
+        )
+    problem = _check_owner(addr, msg.site, msg.device, msg.type)
+    if problem:
+        return _dead(config, component, mqtt_topic, payload, "invalid", problem, addr.device)
+    headers: Headers = [
+        ("content-type", b"application/json"),
+        ("type", msg.type.encode()),
+        ("v", str(msg.v).encode()),
+        ("id", msg.id.encode()),
+        ("mqtt.topic", mqtt_topic.encode()),
+        ("edge.ts", str(msg.ts).encode()),
+        ("bridge.ts", str(ts).encode()),
+    ]
+    return KafkaRecord(kafka_topic, msg.device.encode(), payload, headers, msg.device, msg.ts)
+
+
+def _frame(
+    config: BridgeConfig,
+    component: str,
+    addr: MqttAddress,
+    kafka_topic: str,
+    mqtt_topic: str,
+    payload: bytes,
+    props: Sequence[tuple[str, str]],
+    ts: int,
+) -> KafkaRecord | DeadLetter:
+    def dead(reason: DlqReason, detail: str) -> DeadLetter:
+        return _dead(config, component, mqtt_topic, payload, reason, detail, addr.device)
+
+    if len(payload) > config.max_frame_bytes:
+        return dead("oversize", f"frame of {len(payload)} bytes exceeds {config.max_frame_bytes}")
+    try:
+        meta = from_properties(props, where=mqtt_topic)
+    except SchemaError as exc:
+        return dead(exc.reason, f"frame metadata: {exc}")  # type: ignore[arg-type]
+    if not isinstance(meta, FrameMetaV1):
+        return dead("invalid", f"frame metadata has type {meta.__class__.__name__}")
+    problem = _check_owner(addr, meta.site, meta.device, meta.type)
+    if problem:
+        return dead("invalid", problem)
+    if not (payload.startswith(b"\xff\xd8") and payload.rstrip(b"\x00").endswith(b"\xff\xd9")):
+        return dead("corrupt_frame", "payload is not a complete JPEG (no SOI/EOI markers)")
+    if meta.size != len(payload):
+        return dead("corrupt_frame", f"metadata says {meta.size} bytes, payload has {len(payload)}")
+    headers: Headers = [("content-type", b"image/jpeg")]
+    headers += [(k, v.encode()) for k, v in props]
+    headers += [
+        ("mqtt.topic", mqtt_topic.encode()),
+        ("edge.ts", str(meta.ts).encode()),
+        ("bridge.ts", str(ts).encode()),
+    ]
+    return KafkaRecord(kafka_topic, meta.device.encode(), payload, headers, meta.device, meta.ts)

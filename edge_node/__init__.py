@@ -1,0 +1,1 @@
+"""The edge side of edgeloop: sources, INT8 runtime, router, outbox, MQTT, OTA."""
