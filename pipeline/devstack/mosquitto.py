@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["MosquittoService"]
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -80,6 +81,9 @@ class MosquittoService(Service):
             f"listener {self.port} {self.host}\n"
             "protocol mqtt\n"
             "allow_anonymous true\n"
+            # Started as root, mosquitto drops to user 'mosquitto', which cannot write our
+            # data dir; run as whoever started the devstack instead.
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             f"autosave_interval {cfg.autosave_interval_s}\n"
