@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["BridgeMetrics"]
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -53,6 +55,28 @@ class BridgeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def _child(self, metric: Counter, name: str, label: str) -> Any:
+        # labels() costs a lock and a dict lookup per call; keep the children.
+        key = (name, label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
+    def count_in(self, stream: str) -> None:
+        """One MQTT message received on ``stream``."""
+        self._child(self.messages_in, "in", stream).inc()
+
+    def count_out(self, topic: str) -> None:
+        """One record acknowledged by Kafka on ``topic``."""
+        self._child(self.messages_out, "out", topic).inc()
+
+    def count_dlq(self, reason: str) -> None:
+        """One dead letter written, for ``reason``."""
+        self._child(self.dlq, "dlq", reason).inc()
 
     def render(self) -> tuple[bytes, str]:
         """Prometheus text exposition."""

@@ -366,8 +366,7 @@ class Bridge:
             record = translate(
                 self.config, msg.topic, bytes(msg.payload), props, component=self.config.instance
             )
-        stream = _stream_label(msg.topic)
-        self.metrics.messages_in.labels(stream).inc()
+        self.metrics.count_in(_stream_label(msg.topic))
         pending = _Pending(generation, msg.mid, msg.qos, received, record)
         if isinstance(record, _Skip):
             self.metrics.ignored.inc()
@@ -416,9 +415,9 @@ class Bridge:
         self._kafka_ok_at = time.monotonic()
         rec = pending.record
         if isinstance(rec, DeadLetter):
-            self.metrics.dlq.labels(rec.reason).inc()
+            self.metrics.count_dlq(rec.reason)
         elif isinstance(rec, KafkaRecord):
-            self.metrics.messages_out.labels(rec.topic).inc()
+            self.metrics.count_out(rec.topic)
             self.metrics.edge_to_kafka.observe(max(0.0, (now_ns() - rec.edge_ts) / 1e9))
         self.metrics.kafka_latency.observe(time.monotonic() - pending.received)
         self._ack(pending)

@@ -11,6 +11,7 @@ from typing import Any
 #: name -> (module with ``run(quick: bool) -> dict``, help)
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("pipeline.bench.codec", "message validation vs bare json.loads"),
+    "bridge": ("cloud_stream.bridge.bench", "MQTT->Kafka bridge vs mosquitto_sub | kcat"),
 }
 
 

