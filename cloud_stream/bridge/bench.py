@@ -40,26 +40,33 @@ def _say(msg: str) -> None:
     print(f"[bench bridge] {msg}", file=sys.stderr, flush=True)
 
 
+_MODEL = ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32)
+
+
+def _result(site: str, device: str, seq: int, ts: int) -> ResultV1:
+    """A typical confident result (about 360 bytes encoded)."""
+    return ResultV1(
+        id=uuid.uuid4().hex,
+        site=site,
+        device=device,
+        seq=seq,
+        ts=ts,
+        model=_MODEL,
+        task="classify",
+        source="cam0",
+        label="ok",
+        score=0.97,
+        route="confident",
+        latency_ms=1.1,
+    )
+
+
 def _messages(site: str, n: int, devices: int = 50) -> list[tuple[str, str, bytes]]:
-    model = ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32)
     out = []
     base = time.time_ns()
     for i in range(n):
         device = f"dev-{i % devices:02d}"
-        msg = ResultV1(
-            id=uuid.uuid4().hex,
-            site=site,
-            device=device,
-            seq=i // devices,
-            ts=base + i,
-            model=model,
-            task="classify",
-            source="cam0",
-            label="ok",
-            score=0.97,
-            route="confident",
-            latency_ms=1.1,
-        )
+        msg = _result(site, device, i // devices, base + i)
         out.append((msg.id, f"edgeloop/v1/{site}/{device}/result", encode(msg)))
     return out
 
@@ -234,7 +241,6 @@ def _blast(host: str, port: int, site: str, items: list[tuple[str, str, bytes]])
 
 def _steady(host: str, port: int, site: str, rate: int, seconds: float) -> dict[str, int]:
     """Publish at ``rate`` for ``seconds``; return {message id: publish time ns}."""
-    model = ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32)
     sent_ts: dict[str, int] = {}
     pub = _ToolPublisher(host, port, _topics(site))
     tick = 0.005
@@ -245,20 +251,7 @@ def _steady(host: str, port: int, site: str, rate: int, seconds: float) -> dict[
         for _ in range(per_tick):
             device = f"dev-{i % 50:02d}"
             ts = time.time_ns()
-            msg = ResultV1(
-                id=uuid.uuid4().hex,
-                site=site,
-                device=device,
-                seq=10**9 + i,
-                ts=ts,
-                model=model,
-                task="classify",
-                source="cam0",
-                label="ok",
-                score=0.97,
-                route="confident",
-                latency_ms=1.1,
-            )
+            msg = _result(site, device, 10**9 + i, ts)
             sent_ts[msg.id] = ts
             pub.send(f"edgeloop/v1/{site}/{device}/result", encode(msg))
             i += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["BridgeConfig", "PartitionConfig", "ProducerConfig", "default_topic_map"]
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -20,6 +21,14 @@ from pipeline.errors import TopicError
 from pipeline.schemas.codec import DEFAULT_MAX_BYTES
 from pipeline.schemas.frame import MAX_FRAME_BYTES
 from pipeline.topics import KafkaTopics, Stream, check_id, check_kafka_topic
+
+
+def _valid(check: Callable[[str], str], value: str) -> str:
+    """Run a topic/id check, turning its error into the ValueError pydantic reports."""
+    try:
+        return check(value)
+    except TopicError as exc:
+        raise ValueError(exc.message) from exc
 
 
 def default_topic_map() -> dict[str, str]:
@@ -100,18 +109,12 @@ class BridgeConfig(Section):
     @field_validator("instance", "share_group")
     @classmethod
     def _safe(cls, value: str) -> str:
-        try:
-            return check_id(value)
-        except TopicError as exc:
-            raise ValueError(exc.message) from exc
+        return _valid(check_id, value)
 
     @field_validator("site")
     @classmethod
     def _site(cls, value: str) -> str:
-        try:
-            return value if value == "+" else check_id(value, what="site")
-        except TopicError as exc:
-            raise ValueError(exc.message) from exc
+        return value if value == "+" else _valid(check_id, value)
 
     @field_validator("topic_map")
     @classmethod
@@ -120,22 +123,16 @@ class BridgeConfig(Section):
         for stream, topic in value.items():
             if stream not in known:
                 raise ValueError(f"unknown stream {stream!r}; use one of {sorted(known)}")
-            try:
-                check_kafka_topic(topic)
-            except TopicError as exc:
-                raise ValueError(exc.message) from exc
+            _valid(check_kafka_topic, topic)
         return value
+
+    @field_validator("dlq_topic")
+    @classmethod
+    def _dlq(cls, value: str) -> str:
+        return _valid(check_kafka_topic, value)
 
     @model_validator(mode="after")
     def _slot(self) -> BridgeConfig:
         if self.partition is not None and self.partition.index >= self.partition.count:
             raise ValueError("partition.index must be below partition.count")
         return self
-
-    @field_validator("dlq_topic")
-    @classmethod
-    def _dlq(cls, value: str) -> str:
-        try:
-            return check_kafka_topic(value)
-        except TopicError as exc:
-            raise ValueError(exc.message) from exc
