@@ -65,9 +65,11 @@ def main() -> int:
     sub.on_message = lambda _c, _u, m: (received.append(m.payload), got.set())
     host, port = stack.mqtt_address
     sub.connect(host, port)
-    sub.subscribe(topic, qos=1)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *_a: subscribed.set()
     sub.loop_start()
-    time.sleep(0.3)
+    sub.subscribe(topic, qos=1)
+    subscribed.wait(10)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     pub.connect(host, port)
     pub.loop_start()
@@ -116,7 +118,11 @@ def main() -> int:
         values = [r.get_value() for t in tables for r in t.records]
     print(f"    bucket {creds.bucket!r}: wrote score={result.score}, read back {values}")
 
-    step(4, "stack status")
+    step(4, "the bridge: MQTT -> Kafka, PUBACK only after Kafka acked, bad input -> DLQ")
+    bridged = _bridge_demo(stack, run)
+    print(f"    {bridged}")
+
+    step(5, "stack status")
     for h in stack.status():
         print(
             f"    {h.name:<10} {'ok' if h.healthy else 'DOWN':<5} {h.version or '-':<8} {h.address}"
@@ -126,6 +132,76 @@ def main() -> int:
         "`edgeloop devstack down` stops the stack."
     )
     return 0 if ok and values == [result.score] else 1
+
+
+def _bridge_demo(stack: Devstack, run: str) -> str:
+    from cloud_stream.bridge.config import BridgeConfig
+    from cloud_stream.bridge.service import Bridge
+
+    site = f"demo-{run}"
+    results_topic, dlq_topic = f"edgeloop.demo.{run}.results", f"edgeloop.demo.{run}.dlq"
+    host, port = stack.mqtt_address
+    config = BridgeConfig.model_validate(
+        {
+            "instance": f"demo-bridge-{run}",
+            "share_group": f"demo-{run}",
+            "site": site,
+            "topic_map": {"result": results_topic},
+            "dlq_topic": dlq_topic,
+            "mqtt": {"host": host, "port": port},
+            "kafka": {"bootstrap_servers": [stack.kafka_bootstrap]},
+            "metrics": {"enabled": False},
+            "health": {"enabled": False},
+        }
+    )
+    bridge = Bridge(config)
+    bridge.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect(host, port)
+    pub.loop_start()
+    model = ModelRef(name="conveyor-int8", version="1.0.0", sha256="ab" * 32)
+    for seq in range(20):
+        msg = ResultV1(
+            id=new_id(),
+            site=site,
+            device="cam-01",
+            seq=seq,
+            ts=now_ns(),
+            model=model,
+            task="classify",
+            source="cam0",
+            label="ok",
+            score=0.95,
+            route="confident",
+            latency_ms=1.2,
+        )
+        pub.publish(f"edgeloop/v1/{site}/cam-01/result", encode(msg), qos=1).wait_for_publish(5)
+    pub.publish(
+        f"edgeloop/v1/{site}/cam-01/result", b'{"type": "result", "score": NaN}', qos=1
+    ).wait_for_publish(5)
+    pub.disconnect()
+    pub.loop_stop()
+    deadline = time.monotonic() + 30
+    while bridge.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    bridge.stop()
+    counts = {}
+    for topic in (results_topic, dlq_topic):
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=stack.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
+        records = list(consumer)
+        consumer.close()
+        counts[topic] = records
+    dlq = counts[dlq_topic]
+    reason = dict(dlq[0].headers)["dlq.reason"].decode() if dlq else "-"
+    return (
+        f"20 results -> {len(counts[results_topic])} records on {results_topic}; "
+        f"1 malformed -> {len(dlq)} on {dlq_topic} (reason: {reason})"
+    )
 
 
 if __name__ == "__main__":

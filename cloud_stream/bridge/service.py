@@ -77,6 +77,7 @@ class Bridge:
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self._draining = False
         self._pending: dict[tuple[int, int], _Pending] = {}
@@ -111,6 +112,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _kafka_common(self) -> dict[str, Any]:
@@ -223,7 +225,9 @@ class Bridge:
             m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
         )
         self._client.loop_start()
-        if not self._connected.wait(wait_s):
+        # Return only once the broker confirmed the subscription: from then on the
+        # persistent session keeps every message for us, even while we are away.
+        if not self._subscribed.wait(wait_s):
             logger.warning("MQTT broker %s:%s not reachable yet; still trying", m.host, m.port)
 
     def _start_status(self) -> None:
@@ -338,6 +342,15 @@ class Bridge:
             client.subscribe(topic_filter, qos=1)
         self._connected.set()
         logger.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any], _props: Any
+    ) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            logger.error("MQTT subscription refused: %s", failed)
+            return
+        self._subscribed.set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

@@ -53,6 +53,13 @@ class MqttRecorder:
         self.messages: list[Any] = []
         self.cond = threading.Condition()
 
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Subscribe and wait for the SUBACK, so nothing published after is missed."""
+        done = threading.Event()
+        self.client.on_subscribe = lambda *_a: done.set()
+        self.client.subscribe(topic, qos=qos)
+        assert done.wait(10), "SUBACK timed out"
+
     def on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         with self.cond:
             self.messages.append(msg)

@@ -20,7 +20,7 @@ from pipeline.topics import Stream, mqtt_topic
 def test_qos1_publish_subscribe_with_schema(mqtt_factory, unique, result_factory):
     topic = mqtt_topic("plant-a", unique, Stream.RESULT)
     sub = mqtt_factory()
-    sub.client.subscribe(topic, qos=1)
+    sub.subscribe(topic)
     pub = mqtt_factory()
     sent = [result_factory(device=unique) for _ in range(20)]
     for msg in sent:
@@ -53,7 +53,7 @@ def test_frame_bytes_with_user_properties(mqtt_factory, unique, model_ref):
         phash="00ff00ff00ff00ff",
     )
     sub = mqtt_factory()
-    sub.client.subscribe(topic, qos=1)
+    sub.subscribe(topic)
     pub = mqtt_factory()
     props = Properties(PacketTypes.PUBLISH)
     props.UserProperty = to_properties(meta)
@@ -70,7 +70,7 @@ def test_persistent_session_queues_while_away(mqtt_factory, unique, result_facto
     topic = mqtt_topic("plant-a", unique, Stream.RESULT)
     client_id = f"{unique}-sub"
     first = mqtt_factory(client_id, clean_start=False, session_expiry=300)
-    first.client.subscribe(topic, qos=1)
+    first.subscribe(topic)
     first.client.disconnect()
     first.client.loop_stop()
     pub = mqtt_factory()
