@@ -13,8 +13,9 @@ MAX_BYTES = 2 * 1024 * 1024  # model files get their own, explicit allowance whe
 
 def test_no_large_tracked_files():
     try:
-        out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     big = []
