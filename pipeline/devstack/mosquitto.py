@@ -26,6 +26,10 @@ def _which(name: str) -> str | None:
     return None
 
 
+_CLIENT_TOOLS = ("mosquitto_sub", "mosquitto_pub", "kcat")
+_PACKAGES_FOR_TOOLS = ("mosquitto-clients", "kcat")
+
+
 class MosquittoService(Service):
     """Local Mosquitto broker."""
 
@@ -44,34 +48,36 @@ class MosquittoService(Service):
         return _which(self.config.mosquitto.binary)
 
     def prepare(self) -> None:
-        if self.binary():
+        # The clients and kcat come along: tests and `edgeloop bench bridge` use them.
+        if self.binary() and all(_which(t) for t in _CLIENT_TOOLS):
             return
         cfg = self.config.mosquitto
         if not cfg.install_with_apt:
             raise DevstackError(
-                "mosquitto is not installed",
+                "mosquitto, its clients or kcat is not installed",
                 where=self.name,
-                hint="apt-get install mosquitto, or set devstack.mosquitto.binary",
+                hint="apt-get install mosquitto mosquitto-clients kcat",
             )
         if os.geteuid() != 0:
             raise DevstackError(
-                "mosquitto is not installed and installing it needs root",
+                "mosquitto, its clients or kcat is missing, and installing them needs root",
                 where=self.name,
-                hint="run: sudo apt-get install -y mosquitto mosquitto-clients",
+                hint="run: sudo apt-get install -y mosquitto mosquitto-clients kcat",
             )
-        self.progress("mosquitto: installing the Debian package (first time only)")
+        self.progress("mosquitto: installing mosquitto, mosquitto-clients, kcat (first time only)")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         for argv in (
             ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "mosquitto", "mosquitto-clients"],
+            ["apt-get", "install", "-y", "-qq", "mosquitto", *_PACKAGES_FOR_TOOLS],
         ):
             result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise DevstackError(
                     f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}", where=self.name
                 )
-        if not self.binary():
-            raise DevstackError("mosquitto still not found after apt-get install", where=self.name)
+        missing = [t for t in ("mosquitto", *_CLIENT_TOOLS) if not _which(t)]
+        if missing:
+            raise DevstackError(f"still missing after apt-get install: {missing}", where=self.name)
 
     def argv(self) -> list[str]:
         cfg = self.config.mosquitto
