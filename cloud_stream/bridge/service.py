@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -39,7 +38,7 @@ from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
 from pipeline.errors import TopicError
 from pipeline.http_status import StatusServer
 from pipeline.schemas import now_ns
-from pipeline.topics import MQTT_ROOT, Stream, parse_mqtt_topic, shared_filter
+from pipeline.topics import MQTT_ROOT, MqttAddress, Stream, parse_mqtt_topic, shared_filter
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +66,11 @@ class Bridge:
 
     Args:
         config: Validated bridge settings.
-        on_ack: Called after each PUBACK (tests and benchmarks count with it).
     """
 
-    def __init__(self, config: BridgeConfig, on_ack: Callable[[], None] | None = None):
+    def __init__(self, config: BridgeConfig):
         self.config = config
         self.metrics = BridgeMetrics()
-        self._on_ack = on_ack
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
@@ -187,17 +184,15 @@ class Bridge:
             return [topic_filter]
         return [shared_filter(self.config.share_group, topic_filter)]
 
-    def owns(self, topic: str) -> bool:
-        """True when this instance forwards the device of ``topic`` (always, unpartitioned)."""
+    def _owns(self, addr: MqttAddress | None) -> bool:
+        """True when this instance forwards the device of ``addr`` (always, unpartitioned)."""
         part = self.config.partition
         if part is None or part.count == 1:
             return True
-        try:
-            device = parse_mqtt_topic(topic).device
-        except TopicError:
+        if addr is None:
             # Malformed topics go to the DLQ from slot 0 only, so they are written once.
             return part.index == 0
-        return device_slot(device, part.count) == part.index
+        return device_slot(addr.device, part.count) == part.index
 
     # --- lifecycle ----------------------------------------------------------------
     def start(self, *, wait_s: float = 30.0) -> None:
@@ -371,15 +366,20 @@ class Bridge:
             generation = self._generation
         if msg.dup:
             self.metrics.redelivered.inc()
+        # Parsed once here for routing; translate() re-checks it for the dead-letter reason.
+        try:
+            addr: MqttAddress | None = parse_mqtt_topic(msg.topic)
+        except TopicError:
+            addr = None
+        self.metrics.count_in(addr.stream.value if addr is not None else "invalid")
         props = getattr(msg.properties, "UserProperty", None) or []
         record: KafkaRecord | DeadLetter | _Skip
-        if _is_offer(msg.topic) or not self.owns(msg.topic):
-            record = _Skip()
+        if (addr is not None and addr.stream is Stream.OTA) or not self._owns(addr):
+            record = _Skip()  # offers go to devices; other slots' devices to other instances
         else:
             record = translate(
                 self.config, msg.topic, bytes(msg.payload), props, component=self.config.instance
             )
-        self.metrics.count_in(_stream_label(msg.topic))
         pending = _Pending(generation, msg.mid, msg.qos, received, record)
         if isinstance(record, _Skip):
             self.metrics.ignored.inc()
@@ -389,9 +389,7 @@ class Bridge:
             self._pending[(generation, msg.mid)] = pending
             self.metrics.in_flight.set(len(self._pending))
         if isinstance(record, DeadLetter):
-            logger.warning(
-                "dead letter from %s: %s", msg.topic, record.detail, extra={"reason": record.reason}
-            )
+            self._log_dead_letter(msg.topic, record)
         self._send(pending)
 
     def _log_dead_letter(self, topic: str, record: DeadLetter) -> None:
@@ -422,7 +420,7 @@ class Bridge:
             self._retry(pending, exc)
             return
         future.add_callback(self._on_kafka_ack, pending)
-        future.add_errback(self._on_kafka_error, pending)
+        future.add_errback(self._retry, pending)
 
     def _on_kafka_ack(self, pending: _Pending, _metadata: Any) -> None:
         self._kafka_ok_at = time.monotonic()
@@ -434,9 +432,6 @@ class Bridge:
             self.metrics.edge_to_kafka.observe(max(0.0, (now_ns() - rec.edge_ts) / 1e9))
         self.metrics.kafka_latency.observe(time.monotonic() - pending.received)
         self._ack(pending)
-
-    def _on_kafka_error(self, pending: _Pending, exc: BaseException) -> None:
-        self._retry(pending, exc)
 
     def _retry(self, pending: _Pending, exc: BaseException) -> None:
         self._kafka_error_at = time.monotonic()
@@ -471,24 +466,8 @@ class Bridge:
             self._drained.notify_all()
         if same_connection:
             self.metrics.acks.inc()
-            if self._on_ack is not None:
-                self._on_ack()
 
 
 def device_slot(device: str, count: int) -> int:
     """The partition slot of a device: stable across processes and machines."""
     return zlib.crc32(device.encode()) % count
-
-
-def _is_offer(topic: str) -> bool:
-    try:
-        return parse_mqtt_topic(topic).stream is Stream.OTA
-    except Exception:
-        return False
-
-
-def _stream_label(topic: str) -> str:
-    try:
-        return parse_mqtt_topic(topic).stream.value
-    except Exception:
-        return "invalid"

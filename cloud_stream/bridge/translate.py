@@ -10,7 +10,6 @@ from __future__ import annotations
 
 __all__ = ["DeadLetter", "KafkaRecord", "translate"]
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,11 +17,9 @@ from cloud_stream.bridge.config import BridgeConfig
 from pipeline.errors import SchemaError, TopicError
 from pipeline.schemas import DeadLetterMetaV1, FrameMetaV1, decode, from_properties, now_ns
 from pipeline.schemas.dlq import DlqReason
-from pipeline.topics import ID_PATTERN, MqttAddress, Stream, parse_mqtt_topic
+from pipeline.topics import MqttAddress, Stream, check_id, parse_mqtt_topic
 
 Headers = list[tuple[str, bytes]]
-
-ID_RE = re.compile(ID_PATTERN)
 
 _EXPECTED_TYPE = {
     Stream.RESULT: "result",
@@ -88,9 +85,21 @@ def _dead(
 def _device_of(mqtt_topic: str) -> str | None:
     """The device level of a topic that failed to parse, if it is a safe id (DLQ key)."""
     parts = mqtt_topic.split("/")
-    if len(parts) > 3 and ID_RE.match(parts[3]):
-        return parts[3]
-    return None
+    if len(parts) <= 3:
+        return None
+    try:
+        return check_id(parts[3])
+    except TopicError:
+        return None
+
+
+def _trace_headers(mqtt_topic: str, edge_ts: int, bridge_ts: int) -> Headers:
+    """Where a record came from and when: the same on every stream."""
+    return [
+        ("mqtt.topic", mqtt_topic.encode()),
+        ("edge.ts", str(edge_ts).encode()),
+        ("bridge.ts", str(bridge_ts).encode()),
+    ]
 
 
 def _check_owner(addr: MqttAddress, site: str, device: str, type_: str) -> str | None:
@@ -157,9 +166,7 @@ def translate(
         ("type", msg.type.encode()),
         ("v", str(msg.v).encode()),
         ("id", msg.id.encode()),
-        ("mqtt.topic", mqtt_topic.encode()),
-        ("edge.ts", str(msg.ts).encode()),
-        ("bridge.ts", str(ts).encode()),
+        *_trace_headers(mqtt_topic, msg.ts, ts),
     ]
     return KafkaRecord(kafka_topic, msg.device.encode(), payload, headers, msg.device, msg.ts)
 
@@ -194,9 +201,5 @@ def _frame(
         return dead("corrupt_frame", f"metadata says {meta.size} bytes, payload has {len(payload)}")
     headers: Headers = [("content-type", b"image/jpeg")]
     headers += [(k, v.encode()) for k, v in props]
-    headers += [
-        ("mqtt.topic", mqtt_topic.encode()),
-        ("edge.ts", str(meta.ts).encode()),
-        ("bridge.ts", str(ts).encode()),
-    ]
+    headers += _trace_headers(mqtt_topic, meta.ts, ts)
     return KafkaRecord(kafka_topic, meta.device.encode(), payload, headers, meta.device, meta.ts)

@@ -47,9 +47,14 @@ class MosquittoService(Service):
         """Path of the mosquitto executable, if installed."""
         return _which(self.config.mosquitto.binary)
 
+    def _missing_tools(self) -> list[str]:
+        """The broker and client tools that are not installed."""
+        missing = [] if self.binary() else [self.config.mosquitto.binary]
+        return missing + [t for t in _CLIENT_TOOLS if not _which(t)]
+
     def prepare(self) -> None:
         # The clients and kcat come along: tests and `edgeloop bench bridge` use them.
-        if self.binary() and all(_which(t) for t in _CLIENT_TOOLS):
+        if not self._missing_tools():
             return
         cfg = self.config.mosquitto
         if not cfg.install_with_apt:
@@ -75,7 +80,7 @@ class MosquittoService(Service):
                 raise DevstackError(
                     f"{' '.join(argv)} failed: {result.stderr.strip()[-2000:]}", where=self.name
                 )
-        missing = [t for t in ("mosquitto", *_CLIENT_TOOLS) if not _which(t)]
+        missing = self._missing_tools()
         if missing:
             raise DevstackError(f"still missing after apt-get install: {missing}", where=self.name)
 
