@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "start, stop and inspect the local Mosquitto, Kafka and InfluxDB",
     ),
     "schemas": ("pipeline.cli.schemas", "export or check the JSON Schema files of every message"),
+    "edge": ("edge_node.cli", "run an edge node, check its config, or export simulator data"),
+    "models": ("cloud_stream.training.cli", "train, export, quantize and evaluate models"),
     "bridge": ("cloud_stream.bridge.cli", "run the MQTT-to-Kafka bridge"),
     "bench": ("pipeline.cli.bench", "run a benchmark; prints JSON with an in-run baseline"),
 }

@@ -42,6 +42,23 @@ def _line_map(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
             _line_map(item, (*path, i), out)
 
 
+def _strip_tags(data: Any, loc: Path_) -> Path_:
+    """``loc`` without the tags pydantic inserts for discriminated unions."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            if part not in node and isinstance(part, str) and node.get("type") == part:
+                continue  # the union tag, not a key of the file
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+        out.append(part)
+    return tuple(out)
+
+
 def _dotted(path: Path_) -> str:
     out = ""
     for part in path:
@@ -137,9 +154,9 @@ def parse_config(
         result = model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc: Path_ = tuple(err["loc"])
             # Pydantic adds the union tag to the location of tagged unions; drop it
             # when it is not a key of the file.
+            loc: Path_ = _strip_tags(data, tuple(err["loc"]))
             line = None
             for cut in range(len(loc), -1, -1):
                 if loc[:cut] in lines:

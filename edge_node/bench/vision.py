@@ -1,0 +1,175 @@
+"""Vision half of the edge bench: accuracy, INT8 speed-up, decisions, routes, bytes."""
+
+from __future__ import annotations
+
+__all__ = ["VisionFigures", "bench_vision"]
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_node.router import Router, RouterConfig
+from edge_node.runtime import ImageClassifier
+from edge_node.sources.base import Frame
+from edge_node.sources.conveyor import ConveyorConfig, ConveyorSource, DriftStep
+from pipeline.modelpkg import ClassifyThresholds, ModelPackage
+from pipeline.schemas import FrameMetaV1, ResultV1, new_id, now_ns
+from pipeline.schemas.codec import encode
+from pipeline.schemas.properties import to_properties
+
+#: The frame rate the bench pretends the camera runs at (drives the upload budget).
+CAMERA_FPS = 10.0
+SEED = 20261126  # not a training seed: the bench frames are held out
+
+
+def frames(count: int, *, seed: int, condition: str | None = None) -> list[Frame]:
+    """``count`` 640x480 frames from the conveyor simulator."""
+    drift = (DriftStep(condition=condition, after_frames=0),) if condition else ()
+    src = ConveyorSource(ConveyorConfig(name="bench", seed=seed, count=count, drift=drift))
+    src.open()
+    out: list[Frame] = []
+    while not src.exhausted:
+        item = src.read(timeout=1.0)
+        if isinstance(item, Frame):
+            out.append(item)
+    src.close()
+    return out
+
+
+class _Clock:
+    """A camera clock: each frame advances it by 1/fps (the router's budget reads it)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class VisionFigures:
+    """What the vision loop measured."""
+
+    n: int = 0
+    int8_correct: int = 0
+    fp32_correct: int = 0
+    teacher_correct: int = 0
+    combined_correct: int = 0
+    agree: int = 0
+    escalated: int = 0
+    uploaded: int = 0
+    sent_bytes: int = 0
+    jpeg_every_frame_bytes: int = 0
+    int8_ms: list[float] = field(default_factory=list)
+    fp32_ms: list[float] = field(default_factory=list)
+    decision_ms: list[float] = field(default_factory=list)
+    loop_s: float = 0.0
+    routes: dict[str, int] = field(default_factory=dict)
+
+
+def _result_bytes(pkg: ModelPackage, cls: Any, route: str, frame_id: str | None, ms: float) -> int:
+    result = ResultV1(
+        id=new_id(),
+        site="plant-a",
+        device="cam-01",
+        seq=1_000_000,
+        ts=now_ns(),
+        model=pkg.ref,
+        task="classify",
+        source="conveyor1",
+        label=cls.label,
+        score=cls.score,
+        margin=cls.margin,
+        entropy=cls.entropy,
+        probs=cls.prob_dict() if route != "confident" else None,
+        route=route,  # type: ignore[arg-type]
+        frame_id=frame_id,
+        latency_ms=ms,
+    )
+    return len(encode(result))
+
+
+def bench_vision(
+    items: list[Frame],
+    int8: ImageClassifier,
+    fp32: ImageClassifier,
+    teacher: ImageClassifier,
+    pkg: ModelPackage,
+    router_config: RouterConfig,
+    *,
+    with_speed: bool = True,
+) -> VisionFigures:
+    """Run every frame through INT8 (timed decision path), FP32 and the teacher."""
+    assert isinstance(pkg.manifest.thresholds, ClassifyThresholds)
+    clock = _Clock()
+    router = Router(router_config, pkg.manifest.thresholds, clock=clock)
+    fig = VisionFigures()
+    quality = [int(cv2.IMWRITE_JPEG_QUALITY), router_config.jpeg_quality]
+    loop_start = time.perf_counter()
+    for frame in items:
+        clock.t += 1.0 / CAMERA_FPS
+        # The decision path, timed from frame in hand to routed decision.
+        t0 = time.perf_counter_ns()
+        cls = int8.classify(frame.image)
+        decision = router.route("conveyor1", cls, frame.image)
+        ms = (time.perf_counter_ns() - t0) / 1e6
+        fig.decision_ms.append(ms)
+        int8_ms = int8.last_inference_ms
+        # Reference models on the same frame (outside the timed path).
+        ref = fp32.classify(frame.image)
+        teach = teacher.classify(frame.image)
+        if with_speed:
+            fig.int8_ms.append(int8_ms)
+            fig.fp32_ms.append(fp32.last_inference_ms)
+        fig.n += 1
+        truth = frame.truth
+        fig.int8_correct += cls.label == truth
+        fig.fp32_correct += ref.label == truth
+        fig.teacher_correct += teach.label == truth
+        fig.agree += cls.label == ref.label
+        escalated = decision.route == "uncertain"
+        fig.escalated += escalated
+        fig.combined_correct += (teach.label if escalated else cls.label) == truth
+        fig.routes[decision.route] = fig.routes.get(decision.route, 0) + 1
+        frame_id = None
+        if decision.upload and decision.jpeg is not None:
+            fig.uploaded += 1
+            frame_id = new_id()
+            meta = FrameMetaV1(
+                id=frame_id,
+                site="plant-a",
+                device="cam-01",
+                seq=1_000_001,
+                ts=frame.ts_ns,
+                model=pkg.ref,
+                source="conveyor1",
+                result_id=new_id(),
+                reason="audit" if decision.route == "audit" else "uncertain",
+                label=cls.label,
+                score=cls.score,
+                width=decision.width,
+                height=decision.height,
+                size=len(decision.jpeg),
+                phash=decision.phash or "0" * 16,
+            )
+            props = to_properties(meta)
+            fig.sent_bytes += len(decision.jpeg) + sum(len(k) + len(v) for k, v in props)
+        fig.sent_bytes += _result_bytes(pkg, cls, decision.route, frame_id, ms)
+        ok, buf = cv2.imencode(".jpg", frame.image, quality)
+        fig.jpeg_every_frame_bytes += len(buf) if ok else 0
+    fig.loop_s = time.perf_counter() - loop_start
+    return fig
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``values``."""
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def median(values: list[float]) -> float:
+    """The median, NaN when empty."""
+    return statistics.median(values) if values else float("nan")

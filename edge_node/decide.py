@@ -1,0 +1,243 @@
+"""One decision per frame or sensor window: infer, route, act, and queue the messages.
+
+This is the hot path of the node. It never touches the network: everything it
+produces goes into the durable outbox, so the node keeps deciding while offline.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Decider"]
+
+import logging
+import threading
+import time
+
+from edge_node.actions import ActionRunner
+from edge_node.config import EdgeConfig
+from edge_node.metrics import EdgeMetrics
+from edge_node.models import LoadedModel, LoadedModels
+from edge_node.outbox import Outbox, OutboxItem, Priority
+from edge_node.router import AnomalyGate, Router
+from edge_node.runtime import AnomalyDetector, AnomalyWindow, ImageClassifier
+from edge_node.sources.base import Frame, SensorBlock, Source
+from pipeline.errors import EdgeloopError
+from pipeline.modelpkg import AnomalyThresholds, ClassifyThresholds
+from pipeline.schemas import AnomalySummary, FrameMetaV1, ResultV1, new_id
+from pipeline.schemas.codec import encode
+from pipeline.schemas.properties import to_properties
+from pipeline.topics import Stream
+
+logger = logging.getLogger(__name__)
+
+_LOG_EVERY_S = 30.0
+
+
+class Decider:
+    """Turns source items into results (and frames) in the outbox.
+
+    One classifier session per image model is shared by the sources that feed it
+    (guarded by a lock: onnxruntime sessions are thread-safe, but one core is
+    the budget); each sensor source gets its own detector and gate, because they
+    hold that source's window and hysteresis state.
+    """
+
+    def __init__(self, config: EdgeConfig, models: LoadedModels, outbox: Outbox) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.metrics = EdgeMetrics()
+        self._classifiers: dict[str, ImageClassifier] = {}
+        self._routers: dict[str, Router] = {}
+        self._detectors: dict[str, AnomalyDetector] = {}
+        self._gates: dict[str, AnomalyGate] = {}
+        self._window_count: dict[str, int] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lines = {s.name: s.line for s in config.sources}
+        self._models_of = models.for_source
+        self._last_log: dict[str, float] = {}
+        self.actions = ActionRunner(config.actions, metrics=self.metrics, mqtt=config.mqtt)
+        for src_name, model in models.for_source.items():
+            manifest = model.package.manifest
+            if model.kind == "image":
+                if model.key not in self._classifiers:
+                    clf = ImageClassifier(model.package, threads=model.threads, warmup=model.warmup)
+                    self._classifiers[model.key] = clf
+                    self._locks[model.key] = threading.Lock()
+                assert isinstance(manifest.thresholds, ClassifyThresholds)
+                self._routers[src_name] = Router(config.router, manifest.thresholds)
+            else:
+                self._detectors[src_name] = AnomalyDetector(
+                    model.package, threads=model.threads, warmup=model.warmup
+                )
+                assert isinstance(manifest.thresholds, AnomalyThresholds)
+                self._gates[src_name] = AnomalyGate(manifest.thresholds)
+                self._window_count[src_name] = 0
+
+    # -- entry ------------------------------------------------------------------------
+
+    def handle(self, src: Source, item: Frame | SensorBlock) -> None:
+        """Decide on one item; errors are counted and logged, never raised."""
+        try:
+            if isinstance(item, Frame):
+                self._frame(src, item)
+            else:
+                for window in self._detectors[src.name].push(item):
+                    self._window(src, item, window)
+        except (EdgeloopError, ValueError) as exc:
+            kind = getattr(exc, "reason", None) or (
+                "unreadable" if isinstance(item, Frame) else "bad_block"
+            )
+            src.count_error(kind)
+            self.metrics.count_input_error(src.name, kind)
+            self._log_limited(
+                f"{src.name}:{kind}", "source %s: %s (counted as %s)", src.name, exc, kind
+            )
+
+    def _log_limited(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+            self._last_log[key] = now
+            logger.warning(msg, *args)
+
+    # -- images -----------------------------------------------------------------------
+
+    def _frame(self, src: Source, frame: Frame) -> None:
+        model = self._models_of[src.name]
+        with self._locks[model.key]:
+            cls = self._classifiers[model.key].classify(frame.image)
+        decision = self._routers[src.name].route(src.name, cls, frame.image)
+        action = self.actions.maybe_fire(
+            source=src.name,
+            label=cls.label,
+            score=cls.score,
+            route=decision.route,
+            mono_ns=frame.mono_ns,
+        )
+        latency_ms = (time.perf_counter_ns() - frame.mono_ns) / 1e6
+        result_id = new_id()
+        frame_id = new_id() if decision.upload and decision.jpeg is not None else None
+        uncertain = decision.route != "confident"
+        result = ResultV1(
+            id=result_id,
+            site=self.config.site,
+            device=self.config.device,
+            seq=self.outbox.next_seq(),
+            ts=frame.ts_ns,
+            model=model.ref,
+            task="classify",
+            source=src.name,
+            line=self._lines.get(src.name),
+            label=cls.label,
+            score=cls.score,
+            margin=cls.margin,
+            entropy=cls.entropy,
+            # Confident results stay small; the cloud needs the full distribution
+            # only where it re-checks.
+            probs=cls.prob_dict() if uncertain else None,
+            route=decision.route,
+            frame_id=frame_id,
+            action=action,
+            latency_ms=latency_ms,
+        )
+        batch = [OutboxItem(Stream.RESULT, encode(result), result.seq, None, Priority.RESULT)]
+        if frame_id is not None and decision.jpeg is not None:
+            meta = FrameMetaV1(
+                id=frame_id,
+                site=self.config.site,
+                device=self.config.device,
+                seq=self.outbox.next_seq(),
+                ts=frame.ts_ns,
+                model=model.ref,
+                source=src.name,
+                line=self._lines.get(src.name),
+                result_id=result_id,
+                reason="audit" if decision.route == "audit" else "uncertain",
+                label=cls.label,
+                score=cls.score,
+                width=decision.width,
+                height=decision.height,
+                size=len(decision.jpeg),
+                phash=decision.phash or "0" * 16,
+            )
+            batch.append(
+                OutboxItem(
+                    Stream.FRAME, decision.jpeg, meta.seq, dict(to_properties(meta)), Priority.FRAME
+                )
+            )
+        self.outbox.put_many(batch)
+        self.metrics.observe_decision(
+            source=src.name,
+            model=model.ref.name,
+            route=decision.route,
+            infer_ms=cls.latency_ms,
+            decision_ms=latency_ms,
+            skipped=decision.skipped,
+            uploaded=frame_id is not None,
+        )
+
+    # -- sensors ----------------------------------------------------------------------
+
+    def _window(self, src: Source, block: SensorBlock, window: AnomalyWindow) -> None:
+        model: LoadedModel = self._models_of[src.name]
+        manifest = model.package.manifest
+        assert isinstance(manifest.thresholds, AnomalyThresholds)
+        if window.sensor_fault is not None or window.score is None:
+            fault = window.sensor_fault or "unscored"
+            src.count_error(f"sensor_{fault}")
+            self.metrics.count_sensor_fault(src.name, fault)
+            self._log_limited(
+                f"{src.name}:sf",
+                "source %s: sensor fault %s; window not scored",
+                src.name,
+                window.sensor_fault,
+            )
+            return
+        transition = self._gates[src.name].update(window.score)
+        active = self._gates[src.name].active
+        route = "anomalous" if active else "normal"
+        self.metrics.observe_anomaly(
+            src.name, model.ref.name, window.score, route, infer_ms=window.latency_ms
+        )
+        # Transitions always go out; otherwise every Nth window, so a steady state
+        # (normal or anomalous) is visible upstream without one message per window.
+        self._window_count[src.name] += 1
+        if transition is None and self._window_count[src.name] % self.config.anomaly.every:
+            return
+        action = self.actions.maybe_fire(
+            source=src.name,
+            label="anomaly" if active else "normal",
+            score=window.score,
+            route=route,
+            mono_ns=window.mono_ns,
+        )
+        latency_ms = (time.perf_counter_ns() - window.mono_ns) / 1e6
+        result = ResultV1(
+            id=new_id(),
+            site=self.config.site,
+            device=self.config.device,
+            seq=self.outbox.next_seq(),
+            ts=window.ts_ns,
+            model=model.ref,
+            task="anomaly",
+            source=src.name,
+            line=self._lines.get(src.name),
+            label="anomaly" if active else "normal",
+            score=float(window.score),
+            route=route,  # type: ignore[arg-type]
+            action=action,
+            latency_ms=max(latency_ms, 0.0),
+            anomaly=AnomalySummary(
+                window_s=manifest.input.window_s,  # type: ignore[union-attr]
+                threshold=manifest.thresholds.raise_at,
+                features=window.features,
+            ),
+        )
+        self.outbox.put(
+            Stream.RESULT,
+            encode(result),
+            seq=result.seq,
+            priority=Priority.ALERT if active else Priority.RESULT,
+        )
+
+    def close(self) -> None:
+        """Stop the action workers."""
+        self.actions.close()
