@@ -54,7 +54,7 @@ class AnomalyDetector:
         package: A checked package whose task is ``anomaly``.
         threads: onnxruntime intra-op threads.
         warmup: Warm-up runs at load.
-        stuck_min_std: A channel whose standard deviation over a window is at or
+        stuck_min_std: A channel whose peak-to-peak range over a window is at or
             below this is stuck (0: only an exactly constant channel).
 
     Raises:
@@ -208,7 +208,8 @@ class AnomalyDetector:
         bad = (x.min(axis=1) < self._min) | (x.max(axis=1) > self._max)
         if bad.any():
             return "out_of_range", self.channels[int(np.argmax(bad))]
-        stuck = x.std(axis=1) <= self._stuck_std
+        # Peak-to-peak, not std: the std of a constant float array is often ~1e-17, not 0.
+        stuck = np.ptp(x, axis=1) <= self._stuck_std
         if stuck.any():
             return "stuck", self.channels[int(np.argmax(stuck))]
         return None

@@ -136,6 +136,7 @@ def write_package(dest: Path | str, onnx_file: Path | str, manifest: dict[str, o
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; installed packages must be readable
         os.replace(tmp, out / name)
     return out
 

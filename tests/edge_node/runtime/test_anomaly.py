@@ -126,9 +126,11 @@ def test_bad_values_are_sensor_faults(detector, column, value, fault):
     assert all(np.isfinite(v) for v in w.features.values())
 
 
-def test_stuck_channel_is_a_sensor_fault(detector):
+@pytest.mark.parametrize("value", [21.5, 46.1, 0.1])
+def test_stuck_channel_is_a_sensor_fault(detector, value):
+    # 46.1 and 0.1: a constant float column has a std of ~1e-14, not 0.
     data = ramp(8)
-    data[:, 1] = 21.5
+    data[:, 1] = value
     (w,) = detector.push(block(data, 0, 0))
     assert (w.sensor_fault, w.fault_channel, w.score) == ("stuck", "temp", None)
 
