@@ -6,8 +6,15 @@
 2. Baseline: the same messages through ``mosquitto_sub | kcat -P``, which has no
    delivery guarantee (it acknowledges the broker before Kafka has anything).
 3. Latency at a steady 5,000 msg/s: publish time to Kafka append time (topics use
-   ``LogAppendTime``, so the broker stamps each record).
-4. The bridge's resident memory at the start and end of the steady phase.
+   ``LogAppendTime``, so the broker stamps each record). The messages are built
+   before the phase (the harness must not compete for the CPU while it paces),
+   and a short warm-up at the same rate is left out of the figures.
+4. The bridge's resident memory (all its processes) at the start and end of the
+   steady phase.
+
+The bridge runs as a user would deploy it (``edgeloop bridge run``, with the
+default ``workers``; ``EDGELOOP_BENCH_WORKERS`` overrides it). The baseline pipe
+goes through the same two phases, so the machine's own latency is in the report.
 """
 
 from __future__ import annotations
@@ -22,15 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from cloud_stream.bridge.bench_tools import (
+    ToolPublisher,
+    cpu_s,
+    create_topic,
+    free_ports,
+    healthy,
+    ids_of,
+    read_topic,
+    rss_mb,
+)
+from cloud_stream.bridge.config import BridgeConfig
 from pipeline.devstack import Devstack
 from pipeline.errors import EdgeloopError
 from pipeline.schemas import ModelRef, ResultV1, encode
@@ -61,122 +76,28 @@ def _result(site: str, device: str, seq: int, ts: int) -> ResultV1:
     )
 
 
-def _messages(site: str, n: int, devices: int = 50) -> list[tuple[str, str, bytes]]:
+def _messages(
+    site: str, n: int, devices: int = 50, first_seq: int = 0
+) -> list[tuple[str, str, bytes]]:
     out = []
     base = time.time_ns()
     for i in range(n):
         device = f"dev-{i % devices:02d}"
-        msg = _result(site, device, i // devices, base + i)
+        msg = _result(site, device, first_seq + i // devices, base + i)
         out.append((msg.id, f"edgeloop/v1/{site}/{device}/result", encode(msg)))
     return out
 
 
-class _ToolPublisher:
-    """Publishes through ``mosquitto_pub -l`` processes, one per device topic.
-
-    The harness must not compete with what it measures: a Python publisher costs
-    about one core at these rates on a 2-core machine, mosquitto_pub a fraction.
-    """
-
-    def __init__(self, host: str, port: int, topics: list[str]):
-        binary = shutil.which("mosquitto_pub")
-        if binary is None:
-            raise EdgeloopError("mosquitto_pub not found", hint="apt-get install mosquitto-clients")
-        self.procs = {
-            t: subprocess.Popen(
-                [binary, "-h", host, "-p", str(port), "-q", "1", "-V", "mqttv5", "-l", "-t", t],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for t in topics
-        }
-
-    def send(self, topic: str, payload: bytes) -> None:
-        stdin = self.procs[topic].stdin
-        assert stdin is not None
-        stdin.write(payload + b"\n")
-
-    def flush(self) -> None:
-        for p in self.procs.values():
-            assert p.stdin is not None
-            p.stdin.flush()
-
-    def close(self, timeout: float = 120) -> None:
-        """Close the inputs and wait until every message is published (PUBACKed)."""
-        for p in self.procs.values():
-            assert p.stdin is not None
-            p.stdin.close()
-        for p in self.procs.values():
-            p.wait(timeout)
-
-
-def _create_topic(bootstrap: str, name: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=4,
-                    replication_factor=1,
-                    topic_configs={"message.timestamp.type": "LogAppendTime"},
-                )
-            ]
-        )
-    finally:
-        admin.close()
-
-
-def _read(
-    bootstrap: str, topic: str, expect: int, timeout: float, idle_s: float = 3.0
-) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    last_new = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            for recs in consumer.poll(timeout_ms=300, max_records=10_000).values():
-                records.extend(recs)
-                last_new = time.monotonic()
-            if len(records) >= expect and time.monotonic() - last_new > idle_s:
-                break
-            if len(records) < expect and time.monotonic() - last_new > 20:
-                break  # nothing for 20 s: the rest is lost
-    finally:
-        consumer.close()
-    return records
-
-
-def _ids(records: list[Any]) -> list[str]:
-    return [json.loads(r.value)["id"] for r in records if r.value]
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _start_bridge(stack: Devstack, site: str, topic: str, work: Path) -> tuple[Any, int]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def _start_bridge(
+    stack: Devstack, site: str, topic: str, work: Path, workers: int = 1
+) -> tuple[Any, int]:
+    port = free_ports(workers)
     host, mqtt_port = stack.mqtt_address
     config = {
         "instance": f"bench-{site}",
         "share_group": f"bench-{site}",
         "site": site,
+        "workers": workers,
         "topic_map": {"result": topic},
         "dlq_topic": f"{topic}.dlq",
         "mqtt": {"host": host, "port": mqtt_port, "receive_maximum": 5000},
@@ -194,15 +115,13 @@ def _start_bridge(stack: Devstack, site: str, topic: str, work: Path) -> tuple[A
             stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
+    waiting = list(range(port, port + workers))
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EdgeloopError(f"bridge exited: {(work / 'bridge.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if json.loads(r.read())["ok"]:
-                    return proc, port
-        except OSError:
-            pass
+        waiting = [p for p in waiting if not healthy(p)]
+        if not waiting:
+            return proc, port
         time.sleep(0.2)
     raise EdgeloopError("bridge did not become healthy")
 
@@ -218,7 +137,7 @@ def _pipe_tools() -> tuple[str, str]:
 
 
 def _throughput(records: list[Any], start_ns: int, n: int) -> tuple[float, int, int]:
-    ids = _ids(records)
+    ids = ids_of(records)
     unique = len(set(ids))
     last_ms = max((r.timestamp for r in records), default=0)
     seconds = max(1e-3, last_ms / 1000 - start_ns / 1e9)
@@ -231,7 +150,7 @@ def _topics(site: str, devices: int = 50) -> list[str]:
 
 def _blast(host: str, port: int, site: str, items: list[tuple[str, str, bytes]]) -> int:
     """Publish everything as fast as the broker takes it; return the start time (ns)."""
-    pub = _ToolPublisher(host, port, _topics(site))
+    pub = ToolPublisher(host, port, _topics(site))
     t0 = time.time_ns()
     for _, topic, payload in items:
         pub.send(topic, payload)
@@ -239,28 +158,37 @@ def _blast(host: str, port: int, site: str, items: list[tuple[str, str, bytes]])
     return t0
 
 
-def _steady(host: str, port: int, site: str, rate: int, seconds: float) -> dict[str, int]:
-    """Publish at ``rate`` for ``seconds``; return {message id: publish time ns}."""
+def _steady(
+    host: str, port: int, site: str, rate: int, seconds: float, warmup_s: float
+) -> tuple[dict[str, int], float]:
+    """Publish at ``rate`` for ``warmup_s + seconds``.
+
+    Returns:
+        {message id: publish time ns} of the messages after the warm-up, and the
+        rate the publisher achieved over the measured part.
+    """
+    warm = int(rate * warmup_s)
+    items = _messages(site, warm + int(rate * seconds), first_seq=10**9)
     sent_ts: dict[str, int] = {}
-    pub = _ToolPublisher(host, port, _topics(site))
-    tick = 0.005
-    per_tick = max(1, int(rate * tick))
+    pub = ToolPublisher(host, port, _topics(site))
+    per_tick = max(1, rate // 200)  # a batch every 5 ms
     t0 = time.monotonic()
-    i = 0
-    while time.monotonic() - t0 < seconds:
-        for _ in range(per_tick):
-            device = f"dev-{i % 50:02d}"
-            ts = time.time_ns()
-            msg = _result(site, device, 10**9 + i, ts)
-            sent_ts[msg.id] = ts
-            pub.send(f"edgeloop/v1/{site}/{device}/result", encode(msg))
-            i += 1
+    measured_from = t0 + warmup_s
+    for start in range(0, len(items), per_tick):
+        now_ns = time.time_ns()
+        for msg_id, topic, payload in items[start : start + per_tick]:
+            if start >= warm:
+                sent_ts[msg_id] = now_ns
+            pub.send(topic, payload)
         pub.flush()
-        delay = t0 + i / rate - time.monotonic()
+        if start + per_tick == warm:
+            measured_from = time.monotonic()
+        delay = t0 + (start + per_tick) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    achieved = len(sent_ts) / max(1e-3, time.monotonic() - measured_from)
     pub.close()
-    return sent_ts
+    return sent_ts, achieved
 
 
 def _latencies(records: list[Any], sent_ts: dict[str, int]) -> tuple[list[float], int]:
@@ -275,53 +203,67 @@ def _latencies(records: list[Any], sent_ts: dict[str, int]) -> tuple[list[float]
 
 
 def _bridge_phases(
-    stack: Devstack, tag: str, n: int, steady_s: float, rate: int, work: Path
+    stack: Devstack, tag: str, n: int, steady_s: float, rate: int, work: Path, workers: int
 ) -> dict[str, Any]:
     bootstrap = stack.kafka_bootstrap
     topic = f"bench.{tag}.bridge"
-    _create_topic(bootstrap, topic)
+    create_topic(bootstrap, topic)
     site = f"b{tag}"
-    proc, _port = _start_bridge(stack, site, topic, work)
+    proc, _port = _start_bridge(stack, site, topic, work, workers)
     host, mqtt_port = stack.mqtt_address
     try:
         items = _messages(site, n)
-        _say(f"publishing {n} messages through the bridge")
+        _say(f"publishing {n} messages through the bridge (workers: {workers})")
+        cpu_start = cpu_s(proc.pid)
         t0 = _blast(host, mqtt_port, site, items)
-        records = _read(bootstrap, topic, n, timeout=300)
+        records = read_topic(bootstrap, topic, n, timeout=300)
+        cpu_used = cpu_s(proc.pid) - cpu_start
         rate_bridge, lost, dups = _throughput(records, t0, n)
         _say(f"steady {rate} msg/s for {steady_s:.0f}s")
-        rss_start = _rss_mb(proc.pid)
-        sent_ts = _steady(host, mqtt_port, site, rate, steady_s)
-        rss_end = _rss_mb(proc.pid)
-        lat, steady_lost = _latencies(
-            _read(bootstrap, topic, n + len(sent_ts), timeout=120), sent_ts
-        )
+        warmup_s = 1.0
+        rss_start = rss_mb(proc.pid)
+        sent_ts, achieved = _steady(host, mqtt_port, site, rate, steady_s, warmup_s)
+        rss_end = rss_mb(proc.pid)
+        expect = n + len(sent_ts) + int(rate * warmup_s)
+        lat, steady_lost = _latencies(read_topic(bootstrap, topic, expect, timeout=120), sent_ts)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    p50, p99 = _percentiles(lat)
     return {
         "payload_bytes": round(sum(len(p) for _, _, p in items) / n),
         "msgs_per_s": round(rate_bridge),
         "lost": lost + steady_lost,
         "duplicates": dups,
+        "workers": workers,
+        # CPU time per message: comparable across runs even when the machine is busy.
+        "bridge_cpu_us_per_msg": round(cpu_used / n * 1e6, 1),
         "steady_rate": rate,
+        "steady_achieved_rate": round(achieved),
         "steady_sent": len(sent_ts),
-        "p50_ms": round(lat[len(lat) // 2], 2) if lat else None,
-        "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)], 2) if lat else None,
+        "p50_ms": p50,
+        "p99_ms": p99,
         "bridge_rss_start_mb": round(rss_start, 1),
         "bridge_rss_mb": round(rss_end, 1),
     }
 
 
-def _pipe_phase(stack: Devstack, tag: str, n: int) -> dict[str, Any]:
+def _percentiles(lat: list[float]) -> tuple[float | None, float | None]:
+    """p50 and p99 of sorted latencies (ms), rounded; None when there are none."""
+    if not lat:
+        return None, None
+    return round(lat[len(lat) // 2], 2), round(lat[max(0, int(len(lat) * 0.99) - 1)], 2)
+
+
+def _pipe_phase(stack: Devstack, tag: str, n: int, steady_s: float, rate: int) -> dict[str, Any]:
     sub_bin, kcat_bin = _pipe_tools()
     host, mqtt_port = stack.mqtt_address
     bootstrap = stack.kafka_bootstrap
     topic = f"bench.{tag}.pipe"
-    _create_topic(bootstrap, topic)
+    create_topic(bootstrap, topic)
     site = f"p{tag}"
     _say("baseline: mosquitto_sub | kcat -P")
     command = (
@@ -338,15 +280,38 @@ def _pipe_phase(stack: Devstack, tag: str, n: int) -> dict[str, Any]:
     try:
         time.sleep(1.5)  # let mosquitto_sub subscribe
         t0 = _blast(host, mqtt_port, site, _messages(site, n))
-        rate_pipe, pipe_lost, _ = _throughput(_read(bootstrap, topic, n, timeout=300), t0, n)
+        rate_pipe, pipe_lost, _ = _throughput(read_topic(bootstrap, topic, n, timeout=300), t0, n)
+        # The same steady phase: what this machine's load does to latency without the bridge.
+        sent_ts, _ = _steady(host, mqtt_port, site, rate, steady_s, 1.0)
+        expect = n + len(sent_ts) + rate
+        lat, _ = _latencies(read_topic(bootstrap, topic, expect, timeout=60), sent_ts)
     finally:
         os.killpg(pipe.pid, signal.SIGTERM)
         pipe.wait(10)
-    return {"baseline_msgs_per_s": round(rate_pipe), "baseline_lost": pipe_lost}
+    p50, p99 = _percentiles(lat)
+    return {
+        "baseline_msgs_per_s": round(rate_pipe),
+        "baseline_lost": pipe_lost,
+        "baseline_p50_ms": p50,
+        "baseline_p99_ms": p99,
+    }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Run the benchmark and return the figures."""
+def default_workers() -> int:
+    """Bridge workers as deployed: the config default (1), or ``EDGELOOP_BENCH_WORKERS``."""
+    env = os.environ.get("EDGELOOP_BENCH_WORKERS")
+    if env:
+        return max(1, int(env))
+    return int(BridgeConfig.model_fields["workers"].default)
+
+
+def run(quick: bool = False, workers: int | None = None) -> dict[str, Any]:
+    """Run the benchmark and return the figures.
+
+    Args:
+        quick: A short run (5,000 messages, 3 s steady phase).
+        workers: Bridge worker processes; :func:`default_workers` when absent.
+    """
     stack = Devstack()
     if not stack.healthy():
         raise EdgeloopError("the local stack is not running", hint="edgeloop devstack up")
@@ -357,8 +322,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
     try:
         report: dict[str, Any] = {"bench": "bridge", "messages": n}
-        report.update(_bridge_phases(stack, tag, n, steady_s, 5_000, work))
-        report.update(_pipe_phase(stack, tag, n))
+        workers = default_workers() if workers is None else workers
+        report.update(_bridge_phases(stack, tag, n, steady_s, 5_000, work, workers))
+        report.update(_pipe_phase(stack, tag, n, steady_s, 5_000))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["ratio_vs_baseline"] = round(

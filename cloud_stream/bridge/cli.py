@@ -17,7 +17,9 @@ ENV_PREFIX = "EDGELOOP_BRIDGE__"
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the subcommands."""
     sub = parser.add_subparsers(dest="action", required=True)
-    run = sub.add_parser("run", help="run one bridge instance until SIGTERM/SIGINT")
+    run = sub.add_parser(
+        "run", help="run one bridge instance (workers: N processes) until SIGTERM/SIGINT"
+    )
     run.add_argument("--config", type=Path, required=True, help="bridge YAML")
     run.add_argument(
         "--validate-config",
@@ -37,6 +39,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: valid")
         return 0
     configure_logging(config.logging)
+    if config.workers > 1:
+        from cloud_stream.bridge.workers import WorkerPool
+
+        return WorkerPool(config).run()
     from cloud_stream.bridge.service import Bridge
 
     return Bridge(config).run()

@@ -50,6 +50,12 @@ class ProducerConfig(Section):
     )
     linger_ms: int = Field(default=5, ge=0, le=1000, description="Wait to fill a batch, ms")
     batch_size: int = Field(default=131_072, ge=1024, description="Bytes per partition batch")
+    max_in_flight: int = Field(
+        default=5,
+        ge=1,
+        le=5,
+        description="Produce requests in flight per broker; at most 5 keeps order with idempotence",
+    )
     delivery_timeout_ms: int = Field(
         default=120_000,
         ge=1000,
@@ -81,6 +87,15 @@ class BridgeConfig(Section):
         description="MQTT v5 shared-subscription group; instances in one group share the load",
     )
     site: str = Field(default="+", description="Bridge only this site ('+' for all)")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of this instance (one per CPU core is a good start). "
+        "With more than one, worker i is a partitioned instance of its own: MQTT session "
+        "'{instance}-w{i}', a share of the devices (so each device keeps one writer and its "
+        "order), and /metrics and /healthz on port + i",
+    )
     partition: PartitionConfig | None = Field(
         default=None,
         description="Ordered scaling: every instance receives every message (plain "
@@ -135,4 +150,6 @@ class BridgeConfig(Section):
     def _slot(self) -> BridgeConfig:
         if self.partition is not None and self.partition.index >= self.partition.count:
             raise ValueError("partition.index must be below partition.count")
+        if self.workers > 1 and len(self.instance) > 60:
+            raise ValueError("instance must be at most 60 characters with workers (ids get '-wN')")
         return self

@@ -13,32 +13,31 @@ that many in memory, retrying them, and the rest wait in the broker.
 
 from __future__ import annotations
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "device_slot"]
 
 import logging
 import signal
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_stream.bridge.config import BridgeConfig
+from cloud_stream.bridge.kafka_setup import ensure_topics, make_producer
 from cloud_stream.bridge.metrics import BridgeMetrics
+from cloud_stream.bridge.mqtt_client import BatchingClient, supported
+from cloud_stream.bridge.routing import Router, device_slot
 from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
-from pipeline.errors import TopicError
 from pipeline.http_status import StatusServer
-from pipeline.schemas import now_ns
-from pipeline.topics import MQTT_ROOT, MqttAddress, Stream, parse_mqtt_topic, shared_filter
+from pipeline.topics import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,10 @@ class _Skip:
     """Marker for messages the bridge acknowledges without producing (OTA offers)."""
 
 
-@dataclass
+_SKIP = _Skip()
+
+
+@dataclass(slots=True)
 class _Pending:
     """One received message waiting for Kafka."""
 
@@ -78,6 +80,9 @@ class Bridge:
         self._stopping = threading.Event()
         self._draining = False
         self._pending: dict[tuple[int, int], _Pending] = {}
+        self._router = Router(config)
+        # Read at scrape time: cheaper than a gauge update per message.
+        self.metrics.in_flight.set_function(self.in_flight)
         self._drained = threading.Condition(self._lock)
         self._retry_timers: set[threading.Timer] = set()
         self._producer: KafkaProducer | None = None
@@ -92,7 +97,8 @@ class Bridge:
     # --- set-up -------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         m = self.config.mqtt
-        client = mqtt.Client(
+        client_class = BatchingClient if supported() else mqtt.Client
+        client = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.config.instance,
             protocol=mqtt.MQTTv5,
@@ -112,87 +118,13 @@ class Bridge:
         client.on_subscribe = self._on_subscribe
         return client
 
-    def _kafka_common(self) -> dict[str, Any]:
-        k = self.config.kafka
-        opts: dict[str, Any] = {
-            "bootstrap_servers": k.bootstrap_servers,
-            "client_id": f"edgeloop-{self.config.instance}",
-            "security_protocol": k.security_protocol,
-        }
-        if k.sasl_mechanism:
-            opts.update(
-                sasl_mechanism=k.sasl_mechanism,
-                sasl_plain_username=k.sasl_username,
-                sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
-            )
-        if k.tls is not None:
-            opts.update(
-                ssl_cafile=k.tls.ca_file,
-                ssl_certfile=k.tls.cert_file,
-                ssl_keyfile=k.tls.key_file,
-                ssl_check_hostname=not k.tls.insecure,
-            )
-        return opts
-
-    def _make_producer(self) -> KafkaProducer:
-        p = self.config.producer
-        return KafkaProducer(
-            **self._kafka_common(),
-            acks="all",
-            enable_idempotence=True,
-            compression_type=None if p.compression == "none" else p.compression,
-            linger_ms=p.linger_ms,
-            batch_size=p.batch_size,
-            max_in_flight_requests_per_connection=5,
-            delivery_timeout_ms=p.delivery_timeout_ms,
-            request_timeout_ms=min(30_000, p.delivery_timeout_ms - p.linger_ms),
-            max_block_ms=5_000,
-            retry_backoff_ms=200,
-        )
-
     def ensure_topics(self) -> list[str]:
         """Create the mapped topics and the DLQ if missing; return those created."""
-        p = self.config.producer
-        names = sorted({*self.config.topic_map.values(), self.config.dlq_topic})
-        admin = KafkaAdminClient(**self._kafka_common())
-        try:
-            existing = set(admin.list_topics())
-            missing = [n for n in names if n not in existing]
-            created = []
-            for name in missing:
-                try:
-                    admin.create_topics(
-                        [
-                            NewTopic(
-                                name,
-                                num_partitions=p.partitions,
-                                replication_factor=p.replication_factor,
-                            )
-                        ]
-                    )
-                    created.append(name)
-                except TopicAlreadyExistsError:
-                    pass
-            return created
-        finally:
-            admin.close()
+        return ensure_topics(self.config)
 
     def subscriptions(self) -> list[str]:
         """The subscription filters of this bridge (shared unless partitioned)."""
-        topic_filter = f"{MQTT_ROOT}/{self.config.site}/+/#"
-        if self.config.partition is not None:
-            return [topic_filter]
-        return [shared_filter(self.config.share_group, topic_filter)]
-
-    def _owns(self, addr: MqttAddress | None) -> bool:
-        """True when this instance forwards the device of ``addr`` (always, unpartitioned)."""
-        part = self.config.partition
-        if part is None or part.count == 1:
-            return True
-        if addr is None:
-            # Malformed topics go to the DLQ from slot 0 only, so they are written once.
-            return part.index == 0
-        return device_slot(addr.device, part.count) == part.index
+        return self._router.subscriptions()
 
     # --- lifecycle ----------------------------------------------------------------
     def start(self, *, wait_s: float = 30.0) -> None:
@@ -210,7 +142,7 @@ class Bridge:
                         raise
                     logger.warning("Kafka not reachable yet (%s); retrying", exc)
                     time.sleep(1)
-        self._producer = self._make_producer()
+        self._producer = make_producer(self.config)
         self._start_status()
         m = self.config.mqtt
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -358,38 +290,32 @@ class Bridge:
         if not self._stopping.is_set():
             logger.warning("MQTT disconnected (%s); reconnecting", reason)
 
-    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        received = time.monotonic()
-        with self._lock:
-            if self._draining:
-                return  # not acked: redelivered to the next run
-            generation = self._generation
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Generation changes only in paho callbacks, i.e. on this thread: no lock to read it.
+        if self._draining:
+            return  # not acked: redelivered to the next run
+        pending = _Pending(self._generation, msg.mid, msg.qos, time.monotonic(), _SKIP)
         if msg.dup:
             self.metrics.redelivered.inc()
-        # Parsed once here for routing; translate() re-checks it for the dead-letter reason.
-        try:
-            addr: MqttAddress | None = parse_mqtt_topic(msg.topic)
-        except TopicError:
-            addr = None
-        self.metrics.count_in(addr.stream.value if addr is not None else "invalid")
-        props = getattr(msg.properties, "UserProperty", None) or []
-        record: KafkaRecord | DeadLetter | _Skip
-        if (addr is not None and addr.stream is Stream.OTA) or not self._owns(addr):
-            record = _Skip()  # offers go to devices; other slots' devices to other instances
-        else:
-            record = translate(
-                self.config, msg.topic, bytes(msg.payload), props, component=self.config.instance
-            )
-        pending = _Pending(generation, msg.mid, msg.qos, received, record)
-        if isinstance(record, _Skip):
+        topic = msg.topic
+        route = self._router.route(topic)
+        self.metrics.count_in(route.label)
+        if route.skip:
             self.metrics.ignored.inc()
             self._ack(pending)
             return
+        addr = route.addr
+        props = None
+        if addr is not None and addr.stream is Stream.FRAME:
+            props = getattr(msg.properties, "UserProperty", None) or []
+        record = translate(
+            self.config, topic, bytes(msg.payload), props, component=self.config.instance, addr=addr
+        )
+        pending.record = record
         with self._lock:
-            self._pending[(generation, msg.mid)] = pending
-            self.metrics.in_flight.set(len(self._pending))
+            self._pending[(pending.generation, pending.mid)] = pending
         if isinstance(record, DeadLetter):
-            self._log_dead_letter(msg.topic, record)
+            self._log_dead_letter(topic, record)
         self._send(pending)
 
     def _log_dead_letter(self, topic: str, record: DeadLetter) -> None:
@@ -423,14 +349,15 @@ class Bridge:
         future.add_errback(self._retry, pending)
 
     def _on_kafka_ack(self, pending: _Pending, _metadata: Any) -> None:
-        self._kafka_ok_at = time.monotonic()
+        now = time.monotonic()
+        self._kafka_ok_at = now
         rec = pending.record
-        if isinstance(rec, DeadLetter):
-            self.metrics.count_dlq(rec.reason)
-        elif isinstance(rec, KafkaRecord):
+        if isinstance(rec, KafkaRecord):
             self.metrics.count_out(rec.topic)
-            self.metrics.edge_to_kafka.observe(max(0.0, (now_ns() - rec.edge_ts) / 1e9))
-        self.metrics.kafka_latency.observe(time.monotonic() - pending.received)
+            self.metrics.edge_to_kafka.observe(max(0.0, (time.time_ns() - rec.edge_ts) / 1e9))
+        elif isinstance(rec, DeadLetter):
+            self.metrics.count_dlq(rec.reason)
+        self.metrics.kafka_latency.observe(now - pending.received)
         self._ack(pending)
 
     def _retry(self, pending: _Pending, exc: BaseException) -> None:
@@ -451,23 +378,23 @@ class Bridge:
             if pending.generation != self._generation:
                 # Its connection is gone, so the broker redelivers it: drop our copy.
                 self._pending.pop((pending.generation, pending.mid), None)
-                self.metrics.in_flight.set(len(self._pending))
                 self._drained.notify_all()
                 return
         self._send(pending)
 
     def _ack(self, pending: _Pending) -> None:
+        client = self._client
         with self._lock:
             self._pending.pop((pending.generation, pending.mid), None)
-            self.metrics.in_flight.set(len(self._pending))
             same_connection = pending.generation == self._generation
+            # Under the lock: a disconnect (which bumps the generation) cannot slip
+            # between the check and the queueing, so no ack reaches the next connection.
             if same_connection and pending.qos > 0:
-                self._client.ack(pending.mid, pending.qos)
-            self._drained.notify_all()
+                if pending.qos == 1 and isinstance(client, BatchingClient):
+                    client.ack_many((pending.mid,))
+                else:
+                    client.ack(pending.mid, pending.qos)
+            if self._draining:
+                self._drained.notify_all()
         if same_connection:
             self.metrics.acks.inc()
-
-
-def device_slot(device: str, count: int) -> int:
-    """The partition slot of a device: stable across processes and machines."""
-    return zlib.crc32(device.encode()) % count

@@ -121,15 +121,27 @@ def translate(
     *,
     component: str = "bridge",
     bridge_ts: int | None = None,
+    addr: MqttAddress | None = None,
 ) -> KafkaRecord | DeadLetter:
-    """Validate one MQTT message and build its Kafka record or dead letter."""
-    try:
-        addr = parse_mqtt_topic(mqtt_topic)
-    except TopicError as exc:
-        reason: DlqReason = "unknown_stream" if "unknown stream" in exc.message else "bad_topic"
-        return _dead(
-            config, component, mqtt_topic, payload, reason, str(exc), _device_of(mqtt_topic)
-        )
+    """Validate one MQTT message and build its Kafka record or dead letter.
+
+    Args:
+        config: Bridge settings (topic map, DLQ, size limits).
+        mqtt_topic: The topic the message arrived on.
+        payload: The message body, kept byte for byte in the record.
+        user_properties: MQTT v5 user properties (frame metadata).
+        component: Named in dead letters as the component that rejected them.
+        bridge_ts: Receive time (ns) for the trace headers; now when absent.
+        addr: ``mqtt_topic`` already parsed (callers cache it per topic).
+    """
+    if addr is None:
+        try:
+            addr = parse_mqtt_topic(mqtt_topic)
+        except TopicError as exc:
+            reason: DlqReason = "unknown_stream" if "unknown stream" in exc.message else "bad_topic"
+            return _dead(
+                config, component, mqtt_topic, payload, reason, str(exc), _device_of(mqtt_topic)
+            )
     kafka_topic = config.topic_map.get(addr.stream.value)
     if kafka_topic is None:
         return _dead(

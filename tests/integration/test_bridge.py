@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -224,3 +225,36 @@ def test_two_partitioned_instances_share_load_and_keep_order(
     assert out1 + out2 == len(msgs)
     assert out1 > len(msgs) * 0.2
     assert out2 > len(msgs) * 0.2
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_workers_keep_order_and_a_killed_worker_comes_back(
+    devstack, bridge_settings, bridge_process_factory, publisher, result_factory, unique
+):
+    bridge = bridge_process_factory(dict(bridge_settings, workers=2))
+    bridge.start()
+    assert bridge.proc is not None
+    workers = [p for p in _children(bridge.proc.pid) if p != bridge.proc.pid]
+    assert len(workers) >= 2  # (plus multiprocessing's resource tracker, if any)
+    first = _results(result_factory, unique, devices=10, per_device=100)
+    assert publisher.publish_all((_topic(m), encode(m)) for m in first) == len(first)
+    topic = bridge_settings["topic_map"]["result"]
+    records = drain(devstack.kafka_bootstrap, [topic], len(first))
+    assert {decode(r.value).id for r in records} == {m.id for m in first}
+    _check_order(records)
+    # kill -9 one worker: its session keeps its devices' messages until it is back.
+    os.kill(workers[-1], signal.SIGKILL)
+    second = [
+        result_factory(site=unique, device=f"dev-{d:02d}", seq=1000 + i)
+        for i in range(50)
+        for d in range(10)
+    ]
+    assert publisher.publish_all((_topic(m), encode(m)) for m in second) == len(second)
+    records = drain(devstack.kafka_bootstrap, [topic], len(first) + len(second), timeout=120)
+    assert {decode(r.value).id for r in records} == {m.id for m in first + second}
+    _check_order(records)

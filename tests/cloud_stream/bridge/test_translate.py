@@ -180,3 +180,11 @@ def test_example_config_is_valid():
     path = Path(__file__).resolve().parents[3] / "configs" / "bridge.example.yaml"
     cfg = load_config(path, BridgeConfig, env={})
     assert cfg.mqtt.receive_maximum >= 1000
+
+
+def test_a_pre_parsed_topic_gives_the_same_record(result_factory):
+    from pipeline.topics import parse_mqtt_topic
+
+    payload = encode(result_factory())
+    parsed = translate(CFG, TOPIC, payload, bridge_ts=5, addr=parse_mqtt_topic(TOPIC))
+    assert parsed == translate(CFG, TOPIC, payload, bridge_ts=5)

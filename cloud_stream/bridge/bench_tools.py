@@ -1,0 +1,180 @@
+"""Process and Kafka helpers of ``edgeloop bench bridge``: publish, read, measure."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ToolPublisher",
+    "cpu_s",
+    "create_topic",
+    "free_ports",
+    "healthy",
+    "ids_of",
+    "process_tree",
+    "read_topic",
+    "rss_mb",
+]
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from pipeline.errors import EdgeloopError
+
+
+class ToolPublisher:
+    """Publishes through ``mosquitto_pub -l`` processes, one per device topic.
+
+    The harness must not compete with what it measures: a Python publisher costs
+    about one core at these rates on a 2-core machine, mosquitto_pub a fraction.
+    """
+
+    def __init__(self, host: str, port: int, topics: list[str]):
+        binary = shutil.which("mosquitto_pub")
+        if binary is None:
+            raise EdgeloopError("mosquitto_pub not found", hint="apt-get install mosquitto-clients")
+        self.procs = {
+            t: subprocess.Popen(
+                [binary, "-h", host, "-p", str(port), "-q", "1", "-V", "mqttv5", "-l", "-t", t],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for t in topics
+        }
+
+    def send(self, topic: str, payload: bytes) -> None:
+        stdin = self.procs[topic].stdin
+        assert stdin is not None
+        stdin.write(payload + b"\n")
+
+    def flush(self) -> None:
+        for p in self.procs.values():
+            assert p.stdin is not None
+            p.stdin.flush()
+
+    def close(self, timeout: float = 120) -> None:
+        """Close the inputs and wait until every message is published (PUBACKed)."""
+        for p in self.procs.values():
+            assert p.stdin is not None
+            p.stdin.close()
+        for p in self.procs.values():
+            p.wait(timeout)
+
+
+def create_topic(bootstrap: str, name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=4,
+                    replication_factor=1,
+                    topic_configs={"message.timestamp.type": "LogAppendTime"},
+                )
+            ]
+        )
+    finally:
+        admin.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, expect: int, timeout: float, idle_s: float = 3.0
+) -> list[Any]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            for recs in consumer.poll(timeout_ms=300, max_records=10_000).values():
+                records.extend(recs)
+                last_new = time.monotonic()
+            if len(records) >= expect and time.monotonic() - last_new > idle_s:
+                break
+            if len(records) < expect and time.monotonic() - last_new > 20:
+                break  # nothing for 20 s: the rest is lost
+    finally:
+        consumer.close()
+    return records
+
+
+def ids_of(records: list[Any]) -> list[str]:
+    return [json.loads(r.value)["id"] for r in records if r.value]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (the bridge's workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()
+        except OSError:
+            children = []
+        pids.extend(int(c) for c in children)
+        i += 1
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MB."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(x.split()[1]) / 1024 for x in lines if x.startswith("VmRSS:"))
+    return total
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (worker i serves on port + i)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = int(s.getsockname()[1])
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise EdgeloopError(f"no {count} consecutive free ports for the bridge's status servers")
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            return bool(json.loads(r.read())["ok"])
+    except OSError:
+        return False
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system, seconds) used so far by ``pid`` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick

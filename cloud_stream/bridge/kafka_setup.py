@@ -1,0 +1,125 @@
+"""The bridge's Kafka clients: connection options, the producer, topic creation."""
+
+from __future__ import annotations
+
+__all__ = ["CachedPartitioner", "ensure_topics", "kafka_options", "make_producer"]
+
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner
+
+from cloud_stream.bridge.config import BridgeConfig
+
+
+def kafka_options(config: BridgeConfig) -> dict[str, Any]:
+    """Connection options shared by the producer and the admin client."""
+    k = config.kafka
+    opts: dict[str, Any] = {
+        "bootstrap_servers": k.bootstrap_servers,
+        "client_id": f"edgeloop-{config.instance}",
+        "security_protocol": k.security_protocol,
+    }
+    if k.sasl_mechanism:
+        opts.update(
+            sasl_mechanism=k.sasl_mechanism,
+            sasl_plain_username=k.sasl_username,
+            sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+        )
+    if k.tls is not None:
+        opts.update(
+            ssl_cafile=k.tls.ca_file,
+            ssl_certfile=k.tls.cert_file,
+            ssl_keyfile=k.tls.key_file,
+            ssl_check_hostname=not k.tls.insecure,
+        )
+    return opts
+
+
+class CachedPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """Kafka's default key hash (murmur2, pure Python in kafka-python), once per key.
+
+    Same partition as every other Kafka client for the same key and partition
+    count; the count is part of the cache key, so added partitions are seen.
+    """
+
+    _MAX = 65_536
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple[str, bytes, int], int] = {}
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: Any,
+        cluster: Any,
+    ) -> int:
+        """The partition of a record (random for one without a key, as the default)."""
+        parts = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not parts:
+            return int(
+                super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+            )
+        cache_key = (topic, serialized_key, len(parts))
+        found = self._cache.get(cache_key)
+        if found is None:
+            found = int(
+                super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+            )
+            if len(self._cache) >= self._MAX:
+                self._cache.clear()
+            self._cache[cache_key] = found
+        return found
+
+
+def make_producer(config: BridgeConfig) -> KafkaProducer:
+    """An idempotent ``acks=all`` producer: per-partition order survives its retries."""
+    p = config.producer
+    return KafkaProducer(
+        **kafka_options(config),
+        acks="all",
+        enable_idempotence=True,
+        compression_type=None if p.compression == "none" else p.compression,
+        linger_ms=p.linger_ms,
+        batch_size=p.batch_size,
+        # At most 5 with idempotence, or the broker cannot keep order across retries.
+        max_in_flight_requests_per_connection=p.max_in_flight,
+        delivery_timeout_ms=p.delivery_timeout_ms,
+        request_timeout_ms=min(30_000, p.delivery_timeout_ms - p.linger_ms),
+        max_block_ms=5_000,
+        retry_backoff_ms=200,
+        partitioner=CachedPartitioner(),
+    )
+
+
+def ensure_topics(config: BridgeConfig) -> list[str]:
+    """Create the mapped topics and the DLQ if missing; return those created."""
+    p = config.producer
+    names = sorted({*config.topic_map.values(), config.dlq_topic})
+    admin = KafkaAdminClient(**kafka_options(config))
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for name in (n for n in names if n not in existing):
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            name,
+                            num_partitions=p.partitions,
+                            replication_factor=p.replication_factor,
+                        )
+                    ]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
