@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-
 comma := ,
 PYTEST_ARGS ?=
 
-.PHONY: install lint format typecheck test test-unit test-integration demo bench devstack-up devstack-down devstack-status schemas clean
+.PHONY: install lint format typecheck test test-unit test-integration demo bench models devstack-up devstack-down devstack-status schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ demo: devstack-up
 
 bench: install
 	$(BIN)/edgeloop bench codec --json --out reports/bench-codec.json
+	$(BIN)/edgeloop bench edge --json --out reports/bench-edge.json
+
+# Rebuild the built-in models from simulator data (needs torch: the train extra).
+models:
+	$(MAKE) install EXTRAS=edge,cloud,dev,train
+	scripts/build_anomaly_model.sh
+	scripts/build_models.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
