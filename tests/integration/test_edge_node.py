@@ -114,7 +114,8 @@ def _decode_all(messages: list[Any]) -> dict[str, list[Any]]:
     for msg in messages:
         stream = msg.topic.split("/", 4)[4]
         if stream == "frame":
-            meta = from_properties(FrameMetaV1, msg.properties.UserProperty)
+            meta = from_properties(msg.properties.UserProperty)
+            assert isinstance(meta, FrameMetaV1)
             assert meta.size == len(msg.payload)
             assert msg.payload[:2] == b"\xff\xd8", "frames travel as raw JPEG"
             out.setdefault("frame", []).append(meta)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Rebuild the built-in conveyor models and their evaluation report, reproducibly:
+#   simulate -> train (classifier, teacher) -> export FP32 -> quantize INT8 -> evaluate.
+#
+# Data goes to ~/.cache/edgeloop/data/conveyor (base + one set per drift condition),
+# runs to ~/.cache/edgeloop/build/conveyor; packages land in pipeline/modelpkg/builtin/
+# and the report in docs/models/conveyor/. Needs the train extra (torch).
+# About 55 minutes on a busy shared 2-core machine (measured step by step), most of it
+# training.
+#
+# Environment: PYTHON (default .venv/bin/python), VERSION (package version, 1.0.0),
+# COUNT (base images, 10000), SIZE (frame width of the dataset, 160), THREADS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-.venv/bin/python}
+VERSION=${VERSION:-1.0.0}
+COUNT=${COUNT:-10000}
+SIZE=${SIZE:-160}
+DATA=${HOME}/.cache/edgeloop/data/conveyor
+WORK=${HOME}/.cache/edgeloop/build/conveyor
+BUILTIN=pipeline/modelpkg/builtin
+REPORT=docs/models/conveyor
+export OMP_NUM_THREADS=${THREADS:-2}
+el() { "$PY" -m pipeline.cli.main "$@"; }
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)" >&2; }
+start=$(date +%s)
+
+step "simulate: in-distribution data and one set per drift condition"
+rm -rf "$DATA" "$WORK"
+el edge simulate conveyor --out "$DATA/base" --count "$COUNT" --seed 0 --size "$SIZE"
+seed=100
+for cond in dim_light color_cast new_finish camera_shift; do
+    el edge simulate conveyor --out "$DATA/$cond" --count 600 --seed "$seed" \
+        --condition "$cond" --size "$SIZE"
+    seed=$((seed + 1))
+done
+
+step "train the edge classifier: 14 epochs, then 6 more from those weights (lower LR)"
+el models train --task classifier --data "$DATA/base" --out "$WORK/run-classifier" \
+    --epochs 14 --seed 0
+el models train --task classifier --data "$DATA/base" --out "$WORK/run-classifier" \
+    --epochs 6 --seed 1
+step "train the teacher: 10 epochs, then 6 more from those weights"
+el models train --task teacher --data "$DATA/base" --out "$WORK/run-teacher" --epochs 10 --seed 0
+el models train --task teacher --data "$DATA/base" --out "$WORK/run-teacher" --epochs 6 --seed 1
+
+step "export FP32 packages"
+el models export --run "$WORK/run-classifier" --out "$BUILTIN/conveyor-fp32" --version "$VERSION"
+el models export --run "$WORK/run-teacher" --out "$BUILTIN/conveyor-teacher" --version "$VERSION"
+
+step "quantize to INT8 (auto: every calibration method, keep the best on val)"
+el models quantize --package "$BUILTIN/conveyor-fp32" --data "$DATA/base" \
+    --out "$BUILTIN/conveyor-int8" --method auto
+
+step "evaluate: test split and every drift condition"
+el models evaluate --package "$BUILTIN/conveyor-fp32" --package "$BUILTIN/conveyor-int8" \
+    --package "$BUILTIN/conveyor-teacher" --data "$DATA" --out "$REPORT"
+
+step "done in $(( ($(date +%s) - start) / 60 )) min; report: $REPORT/report.md"

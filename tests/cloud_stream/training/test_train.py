@@ -1,0 +1,56 @@
+"""Train, export and quantize end to end on a tiny dataset (needs torch: edgeloop[train])."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="training needs torch: pip install 'edgeloop[train]'")
+
+from cloud_stream.training import vision
+from cloud_stream.training.calibrate import predict, session
+from cloud_stream.training.imagefolder import TrainingDataError
+from edge_node.sources.conveyor import export_dataset
+from pipeline.modelpkg import load_package
+
+
+def test_train_export_quantize_tiny(tmp_path):
+    data = tmp_path / "data"
+    export_dataset(data, count=40, seed=5, condition=None, width=128)
+    run = tmp_path / "run"
+    assert vision.train(data, run, task="classifier", epochs=1, seed=0) == 0
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["train_task"] == "classifier"
+    assert meta["labels"][0] == "ok"
+    assert (run / meta["weights"]).is_file()
+    assert 0.0 <= meta["metrics"]["val_accuracy"] <= 1.0
+
+    assert vision.export(run, tmp_path / "fp32", version="0.0.1") == 0
+    pkg = load_package(tmp_path / "fp32")
+    m = pkg.manifest
+    assert (m.precision, m.opset, m.output_kind, m.version) == ("fp32", 17, "probs", "0.0.1")
+    assert m.input.name == "input"
+    assert list(m.labels) == meta["labels"]
+    x = np.random.default_rng(0).normal(size=(2, 3, 96, 96)).astype(np.float32)
+    probs = predict(session(pkg.onnx_path), x)
+    assert probs.shape == (2, len(m.labels))
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-4)  # softmax is inside the graph
+
+    assert vision.quantize(tmp_path / "fp32", data, tmp_path / "int8", method="minmax") == 0
+    assert load_package(tmp_path / "int8").manifest.precision == "int8"
+
+    # Training again into the same run folder continues from its weights.
+    assert vision.train(data, run, task="classifier", epochs=1, seed=1) == 0
+    again = json.loads((run / "run.json").read_text())
+    assert again["metrics"]["epochs"] == 2
+    assert again["metrics"]["runs"] == 2
+    assert not (run / "init.pt").exists()
+    with pytest.raises(TrainingDataError, match="different model"):
+        vision.train(data, run, task="teacher", epochs=1, seed=0)
+
+
+def test_train_refuses_an_unknown_task(tmp_path):
+    with pytest.raises(TrainingDataError, match="unknown vision task"):
+        vision.train(tmp_path, tmp_path / "run", task="anomaly", epochs=1, seed=0)
