@@ -26,17 +26,25 @@ CAMERA_FPS = 10.0
 SEED = 20261126  # not a training seed: the bench frames are held out
 
 
-def frames(count: int, *, seed: int, condition: str | None = None) -> list[Frame]:
-    """``count`` 640x480 frames from the conveyor simulator."""
+def frames(
+    count: int, *, seed: int, condition: str | None = None, streams: int = 4
+) -> list[Frame]:
+    """``count`` 640x480 frames from ``streams`` simulated cameras (seeds seed, seed+1, ...).
+
+    Each simulated camera has its own belt, lighting and part mix, so several
+    streams average out what one camera happens to look like.
+    """
     drift = (DriftStep(condition=condition, after_frames=0),) if condition else ()
-    src = ConveyorSource(ConveyorConfig(name="bench", seed=seed, count=count, drift=drift))
-    src.open()
     out: list[Frame] = []
-    while not src.exhausted:
-        item = src.read(timeout=1.0)
-        if isinstance(item, Frame):
-            out.append(item)
-    src.close()
+    for k in range(streams):
+        n = count // streams + (1 if k < count % streams else 0)
+        src = ConveyorSource(ConveyorConfig(name="bench", seed=seed + k, count=n, drift=drift))
+        src.open()
+        while not src.exhausted:
+            item = src.read(timeout=1.0)
+            if isinstance(item, Frame):
+                out.append(item)
+        src.close()
     return out
 
 
@@ -61,6 +69,9 @@ class VisionFigures:
     combined_correct: int = 0
     agree: int = 0
     escalated: int = 0
+    rechecked: int = 0
+    oracle_correct: int = 0
+    input_drift: int = 0
     uploaded: int = 0
     sent_bytes: int = 0
     jpeg_every_frame_bytes: int = 0
@@ -133,7 +144,13 @@ def bench_vision(
         fig.agree += cls.label == ref.label
         escalated = decision.route == "uncertain"
         fig.escalated += escalated
-        fig.combined_correct += (teach.label if escalated else cls.label) == truth
+        # The cloud can re-check only what was uploaded (the budget may skip some).
+        rechecked = escalated and decision.upload
+        fig.rechecked += rechecked
+        fig.combined_correct += (teach.label if rechecked else cls.label) == truth
+        fig.oracle_correct += (teach.label if escalated else cls.label) == truth
+        if decision.reason == "input_drift":
+            fig.input_drift += 1
         fig.routes[decision.route] = fig.routes.get(decision.route, 0) + 1
         frame_id = None
         if decision.upload and decision.jpeg is not None:

@@ -66,7 +66,10 @@ class RouterConfig(Section):
     )
     jpeg_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality of uploads")
     upload_max_side: int = Field(
-        default=640, ge=16, le=8192, description="Uploads are downscaled to this longest side"
+        default=320,
+        ge=16,
+        le=8192,
+        description="Uploads are downscaled to this longest side (cloud models take 96-160 px)",
     )
     upload_crop: UploadCrop | None = Field(
         default=None, description="Upload only this region of the frame (before downscaling)"

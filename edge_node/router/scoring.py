@@ -10,7 +10,7 @@ from edge_node.router.config import RouterConfig
 from edge_node.runtime.results import Classification
 from pipeline.modelpkg import ClassifyThresholds
 
-UncertainReason = Literal["confidence", "margin", "entropy"]
+UncertainReason = Literal["input_drift", "confidence", "margin", "entropy"]
 
 
 def effective_thresholds(manifest: ClassifyThresholds, config: RouterConfig) -> ClassifyThresholds:
@@ -34,8 +34,14 @@ def uncertain_reason(cls: Classification, thresholds: ClassifyThresholds) -> Unc
 
     Confident means: the top-1 probability reaches its class threshold (``per_class``
     or ``min_confidence``), the margin reaches ``min_margin`` and the entropy is at
-    most ``max_entropy`` (when set). The first failing test is the reason.
+    most ``max_entropy`` (when set). Before all of these: a frame whose statistics
+    lie outside the training images' range (``input_drift``) is uncertain however
+    confident the model is, because a model is often confidently wrong on inputs
+    it has never seen (a dimmed lamp, a new surface finish). The first failing
+    test is the reason.
     """
+    if cls.input_drift is not None:
+        return "input_drift"
     needed = thresholds.per_class.get(cls.label, thresholds.min_confidence)
     if cls.score < needed:
         return "confidence"

@@ -71,6 +71,7 @@ class ImageClassifier:
         self.preprocess = Preprocessor(m.input, fast_resize=fast_resize)
         self.session = ModelSession(package, threads=threads, warmup=0)
         self._logits = m.output_kind == "logits"
+        self._nchw = m.input.layout == "nchw"
         self.last_latency_ms = 0.0
         self.last_preprocess_ms = 0.0
         self.last_inference_ms = 0.0
@@ -97,11 +98,27 @@ class ImageClassifier:
         mid = time.perf_counter_ns()
         raw = self.session.run(tensor).reshape(-1)
         probs = softmax(raw) if self._logits else _as_probs(raw)
+        drift = self._input_drift(tensor)
         end = time.perf_counter_ns()
         self.last_preprocess_ms = (mid - start) / 1e6
         self.last_inference_ms = self.session.last_ms
         self.last_latency_ms = (end - start) / 1e6
-        return Classification.from_probs(self.labels, probs, self.last_latency_ms)
+        return Classification.from_probs(self.labels, probs, self.last_latency_ms, drift)
+
+    def _input_drift(self, tensor: np.ndarray) -> str | None:
+        """Which statistic of this input lies outside the training images' range, if any."""
+        stats = self.manifest.input_stats
+        if stats is None:
+            return None
+        axes = (0, 2, 3) if self._nchw else (0, 1, 2)
+        means = tensor.mean(axis=axes)
+        for i, (low, high) in enumerate(stats.channel_mean):
+            if not low <= float(means[i]) <= high:
+                return f"brightness.{i}"
+        low, high = stats.contrast
+        if not low <= float(tensor.std()) <= high:
+            return "contrast"
+        return None
 
     def warmup(self, n: int = 3) -> None:
         """Classify ``n`` grey frames so the first real frame runs at steady-state speed."""

@@ -25,6 +25,8 @@ class Classification:
         margin: Top-1 minus top-2 probability (top-1 probability for one class).
         entropy: Entropy of ``probs`` in nats.
         latency_ms: Preprocessing plus inference time of this call.
+        input_drift: Which input statistic fell outside the training range
+            (``brightness`` of a channel, ``contrast``), or None.
     """
 
     labels: tuple[str, ...]
@@ -35,6 +37,7 @@ class Classification:
     margin: float
     entropy: float
     latency_ms: float = 0.0
+    input_drift: str | None = None
 
     def prob_dict(self) -> dict[str, float]:
         """Probabilities by label, for ``ResultV1.probs``."""
@@ -42,7 +45,11 @@ class Classification:
 
     @classmethod
     def from_probs(
-        cls, labels: tuple[str, ...], probs: np.ndarray, latency_ms: float = 0.0
+        cls,
+        labels: tuple[str, ...],
+        probs: np.ndarray,
+        latency_ms: float = 0.0,
+        input_drift: str | None = None,
     ) -> Classification:
         """Build from a probability vector (top-1, margin and entropy are derived).
 
@@ -50,6 +57,7 @@ class Classification:
             labels: Class labels in output order.
             probs: Non-negative probabilities summing to 1, one per label.
             latency_ms: Time the classification took.
+            input_drift: See the class attributes.
         """
         p = np.asarray(probs, dtype=np.float64).reshape(-1)
         index = int(np.argmax(p))
@@ -66,6 +74,7 @@ class Classification:
             margin=max(0.0, top - second),
             entropy=entropy,
             latency_ms=latency_ms,
+            input_drift=input_drift,
         )
 
 

@@ -6,6 +6,7 @@ __all__ = [
     "AnomalyThresholds",
     "ClassifyThresholds",
     "ImageInput",
+    "InputStats",
     "ModelManifest",
     "SensorChannel",
     "SensorInput",
@@ -55,6 +56,30 @@ class ImageInput(StrictModel):
                 raise ValueError(f"{field} needs {self.channels} values for color={self.color}")
         if any(s <= 0 for s in self.std):
             raise ValueError("std values must be > 0")
+        return self
+
+
+class InputStats(StrictModel):
+    """What the training images looked like, in model-input units (after normalisation).
+
+    Per image, the mean of each channel and the standard deviation over all
+    pixels (contrast) were measured on the training split; these are their
+    ranges, widened by a margin. A frame outside them (a dimmed lamp, a colour
+    cast, a new surface finish) is something the model has not seen, so the
+    edge treats its decision as uncertain however confident the model is.
+    """
+
+    channel_mean: tuple[tuple[float, float], ...] = Field(
+        min_length=1, max_length=4, description="(low, high) of each channel's per-image mean"
+    )
+    contrast: tuple[float, float] = Field(description="(low, high) of per-image pixel std")
+    source: str = Field(default="", max_length=256, description="How the ranges were measured")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InputStats:
+        for low, high in (*self.channel_mean, self.contrast):
+            if low > high:
+                raise ValueError("each range must be (low, high) with low <= high")
         return self
 
 
@@ -140,6 +165,10 @@ class ModelManifest(StrictModel):
     bytes: int = Field(ge=1, description="Size of the ONNX file")
     opset: int = Field(ge=7, le=30, description="ONNX default-domain opset the file uses")
     input: ImageInput | SensorInput = Field(discriminator="kind")
+    input_stats: InputStats | None = Field(
+        default=None,
+        description="Ranges of the training images' statistics; frames outside are uncertain",
+    )
     output: str = Field(default="output", min_length=1, description="ONNX output name")
     output_kind: Literal["probs", "logits", "score"] = Field(
         description="probs/logits (classify, shape (1, classes)) or score (anomaly, shape (1,))"
@@ -165,6 +194,9 @@ class ModelManifest(StrictModel):
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("labels must be unique")
             assert isinstance(self.thresholds, ClassifyThresholds)
+            stats = self.input_stats
+            if stats is not None and len(stats.channel_mean) != self.input.channels:
+                raise ValueError("input_stats.channel_mean needs one range per input channel")
             unknown = set(self.thresholds.per_class) - set(self.labels)
             if unknown:
                 raise ValueError(f"thresholds.per_class names unknown labels {sorted(unknown)}")
@@ -173,4 +205,6 @@ class ModelManifest(StrictModel):
                 raise ValueError("an anomaly model needs a sensor input and anomaly thresholds")
             if self.output_kind != "score":
                 raise ValueError("an anomaly model outputs a score")
+            if self.input_stats is not None:
+                raise ValueError("input_stats is for image models")
         return self

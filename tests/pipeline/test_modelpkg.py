@@ -147,3 +147,17 @@ def test_unknown_builtin_lists_the_known_ones() -> None:
     with pytest.raises(ModelPackageError, match="no built-in model package") as err:
         builtin_package("no-such-model")
     assert "built-in packages" in (err.value.hint or "")
+
+
+def test_input_stats_rules() -> None:
+    stats = {"channel_mean": [[-1.0, 1.0]] * 3, "contrast": [0.1, 2.0]}
+    ok = {**_classify_fields(input_stats=stats), "sha256": "0" * 64, "bytes": 1}
+    assert ModelManifest.model_validate(ok, strict=False).input_stats is not None
+    with pytest.raises(ValidationError, match="one range per input channel"):
+        ModelManifest.model_validate(
+            {**ok, "input_stats": {**stats, "channel_mean": [[-1.0, 1.0]]}}, strict=False
+        )
+    with pytest.raises(ValidationError, match="low <= high"):
+        ModelManifest.model_validate(
+            {**ok, "input_stats": {**stats, "contrast": [2.0, 0.1]}}, strict=False
+        )

@@ -51,3 +51,13 @@ def test_overrides_replace_manifest_values():
 def test_no_overrides_keep_the_manifest():
     manifest = ClassifyThresholds(per_class={"ok": 0.5})
     assert effective_thresholds(manifest, RouterConfig()) is manifest
+
+
+def test_input_drift_is_uncertain_however_confident():
+    sure = Classification.from_probs(("ok", "crack"), np.array([0.999, 0.001]))
+    drifted = Classification.from_probs(
+        ("ok", "crack"), np.array([0.999, 0.001]), input_drift="brightness.0"
+    )
+    thresholds = ClassifyThresholds(min_confidence=0.9)
+    assert uncertain_reason(sure, thresholds) is None
+    assert uncertain_reason(drifted, thresholds) == "input_drift"

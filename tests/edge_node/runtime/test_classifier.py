@@ -82,3 +82,31 @@ def test_softmax_is_stable():
     p = softmax(np.array([1000.0, 0.0, -1000.0]))
     assert np.isfinite(p).all()
     assert p[0] == pytest.approx(1.0)
+
+
+def _stats(contrast: tuple[float, float] = (0.0, 1.0)) -> dict[str, object]:
+    return {"channel_mean": [[0.2, 0.8]] * 3, "contrast": list(contrast)}
+
+
+@pytest.mark.parametrize(
+    ("rgb", "drift"),
+    [
+        ((128, 128, 128), None),
+        ((10, 10, 10), "brightness.0"),  # a dimmed lamp
+        ((128, 128, 250), "brightness.2"),  # a blue cast
+    ],
+)
+def test_input_outside_the_training_range_is_flagged(make_package, rgb, drift):
+    clf = ImageClassifier(make_package(classifier_model(), classify_manifest(input_stats=_stats())))
+    assert clf.classify(bgr(*rgb)).input_drift == drift
+
+
+def test_contrast_outside_the_training_range_is_flagged(make_package):
+    manifest = classify_manifest(input_stats=_stats(contrast=(0.1, 1.0)))
+    clf = ImageClassifier(make_package(classifier_model(), manifest))
+    assert clf.classify(bgr(128, 128, 128)).input_drift == "contrast"  # a flat grey frame
+
+
+def test_no_input_stats_no_drift_check(make_package):
+    clf = ImageClassifier(make_package(classifier_model(), classify_manifest()))
+    assert clf.classify(bgr(0, 0, 0)).input_drift is None
