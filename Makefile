@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= edge,cloud,dev
+# train brings torch (a CUDA build, ~5 GB, runs on the CPU) so the training tests run too;
+# a device installs only edgeloop[edge].
+EXTRAS ?= edge,cloud,dev,train
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 comma := ,
 PYTEST_ARGS ?=
@@ -69,9 +71,8 @@ bench: install
 	$(BIN)/edgeloop bench codec --json --out reports/bench-codec.json
 	$(BIN)/edgeloop bench edge --json --out reports/bench-edge.json
 
-# Rebuild the built-in models from simulator data (needs torch: the train extra).
-models:
-	$(MAKE) install EXTRAS=edge,cloud,dev,train
+# Rebuild the built-in models from simulator data (torch comes with the train extra).
+models: install
 	scripts/build_anomaly_model.sh
 	scripts/build_models.sh
 

@@ -26,9 +26,7 @@ CAMERA_FPS = 10.0
 SEED = 20261126  # not a training seed: the bench frames are held out
 
 
-def frames(
-    count: int, *, seed: int, condition: str | None = None, streams: int = 4
-) -> list[Frame]:
+def frames(count: int, *, seed: int, condition: str | None = None, streams: int = 4) -> list[Frame]:
     """``count`` 640x480 frames from ``streams`` simulated cameras (seeds seed, seed+1, ...).
 
     Each simulated camera has its own belt, lighting and part mix, so several

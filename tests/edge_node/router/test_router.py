@@ -48,7 +48,8 @@ def test_uncertain_is_uploaded_as_jpeg():
     assert d.jpeg is not None
     assert d.jpeg[:2] == b"\xff\xd8"
     decoded = cv2.imdecode(np.frombuffer(d.jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape == (480, 640, 3) == (d.height, d.width, 3)
+    # Downscaled to the default upload_max_side (320) with the aspect ratio kept.
+    assert decoded.shape == (240, 320, 3) == (d.height, d.width, 3)
     assert router.counters() == {"routes.uncertain": 1, "uploads.uncertain": 1}
 
 
