@@ -14,6 +14,7 @@ import time
 
 from edge_node.actions import ActionRunner
 from edge_node.config import EdgeConfig
+from edge_node.messages import Origin, anomaly_result, classify_result, frame_meta
 from edge_node.metrics import EdgeMetrics
 from edge_node.models import LoadedModel, LoadedModels
 from edge_node.outbox import Outbox, OutboxItem, Priority
@@ -21,8 +22,9 @@ from edge_node.router import AnomalyGate, Router
 from edge_node.runtime import AnomalyDetector, AnomalyWindow, ImageClassifier
 from edge_node.sources.base import Frame, SensorBlock, Source
 from pipeline.errors import EdgeloopError
+from pipeline.logs import WarnLimiter
 from pipeline.modelpkg import AnomalyThresholds, ClassifyThresholds
-from pipeline.schemas import AnomalySummary, FrameMetaV1, ResultV1, new_id
+from pipeline.schemas import new_id
 from pipeline.schemas.codec import encode
 from pipeline.schemas.properties import to_properties
 from pipeline.topics import Stream
@@ -53,7 +55,7 @@ class Decider:
         self._locks: dict[str, threading.Lock] = {}
         self._lines = {s.name: s.line for s in config.sources}
         self._models_of = models.for_source
-        self._last_log: dict[str, float] = {}
+        self._limiters: dict[str, WarnLimiter] = {}
         self.actions = ActionRunner(config.actions, metrics=self.metrics, mqtt=config.mqtt)
         for src_name, model in models.for_source.items():
             manifest = model.package.manifest
@@ -93,10 +95,15 @@ class Decider:
             )
 
     def _log_limited(self, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
-            self._last_log[key] = now
-            logger.warning(msg, *args)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = WarnLimiter(logger, _LOG_EVERY_S)
+        limiter.warn(msg, *args)
+
+    def _origin(self, src: Source, model: LoadedModel) -> Origin:
+        return Origin(
+            self.config.site, self.config.device, src.name, self._lines.get(src.name), model.ref
+        )
 
     # -- images -----------------------------------------------------------------------
 
@@ -113,56 +120,35 @@ class Decider:
             mono_ns=frame.mono_ns,
         )
         latency_ms = (time.perf_counter_ns() - frame.mono_ns) / 1e6
+        origin = self._origin(src, model)
         result_id = new_id()
-        frame_id = new_id() if decision.upload and decision.jpeg is not None else None
-        uncertain = decision.route != "confident"
-        result = ResultV1(
-            id=result_id,
-            site=self.config.site,
-            device=self.config.device,
+        jpeg = decision.jpeg if decision.upload else None
+        frame_id = new_id() if jpeg is not None else None
+        result = classify_result(
+            origin,
+            result_id=result_id,
             seq=self.outbox.next_seq(),
             ts=frame.ts_ns,
-            model=model.ref,
-            task="classify",
-            source=src.name,
-            line=self._lines.get(src.name),
-            label=cls.label,
-            score=cls.score,
-            margin=cls.margin,
-            entropy=cls.entropy,
-            # Confident results stay small; the cloud needs the full distribution
-            # only where it re-checks.
-            probs=cls.prob_dict() if uncertain else None,
-            route=decision.route,
+            cls=cls,
+            decision=decision,
             frame_id=frame_id,
             action=action,
             latency_ms=latency_ms,
         )
         batch = [OutboxItem(Stream.RESULT, encode(result), result.seq, None, Priority.RESULT)]
-        if frame_id is not None and decision.jpeg is not None:
-            meta = FrameMetaV1(
-                id=frame_id,
-                site=self.config.site,
-                device=self.config.device,
+        if frame_id is not None and jpeg is not None:
+            meta = frame_meta(
+                origin,
+                frame_id=frame_id,
                 seq=self.outbox.next_seq(),
                 ts=frame.ts_ns,
-                model=model.ref,
-                source=src.name,
-                line=self._lines.get(src.name),
                 result_id=result_id,
-                reason="audit" if decision.route == "audit" else "uncertain",
-                label=cls.label,
-                score=cls.score,
-                width=decision.width,
-                height=decision.height,
-                size=len(decision.jpeg),
-                phash=decision.phash or "0" * 16,
+                cls=cls,
+                decision=decision,
+                jpeg=jpeg,
             )
-            batch.append(
-                OutboxItem(
-                    Stream.FRAME, decision.jpeg, meta.seq, dict(to_properties(meta)), Priority.FRAME
-                )
-            )
+            props = dict(to_properties(meta))
+            batch.append(OutboxItem(Stream.FRAME, jpeg, meta.seq, props, Priority.FRAME))
         self.outbox.put_many(batch)
         self.metrics.observe_decision(
             source=src.name,
@@ -186,9 +172,10 @@ class Decider:
             self.metrics.count_sensor_fault(src.name, fault)
             self._log_limited(
                 f"{src.name}:sf",
-                "source %s: sensor fault %s; window not scored",
+                "source %s: sensor fault %s on channel %s; window not scored",
                 src.name,
-                window.sensor_fault,
+                fault,
+                window.fault_channel,
             )
             return
         transition = self._gates[src.name].update(window.score)
@@ -210,26 +197,17 @@ class Decider:
             mono_ns=window.mono_ns,
         )
         latency_ms = (time.perf_counter_ns() - window.mono_ns) / 1e6
-        result = ResultV1(
-            id=new_id(),
-            site=self.config.site,
-            device=self.config.device,
+        result = anomaly_result(
+            self._origin(src, model),
+            result_id=new_id(),
             seq=self.outbox.next_seq(),
-            ts=window.ts_ns,
-            model=model.ref,
-            task="anomaly",
-            source=src.name,
-            line=self._lines.get(src.name),
-            label="anomaly" if active else "normal",
-            score=float(window.score),
-            route=route,  # type: ignore[arg-type]
+            window=window,
+            score=window.score,
+            active=active,
             action=action,
-            latency_ms=max(latency_ms, 0.0),
-            anomaly=AnomalySummary(
-                window_s=manifest.input.window_s,  # type: ignore[union-attr]
-                threshold=manifest.thresholds.raise_at,
-                features=window.features,
-            ),
+            latency_ms=latency_ms,
+            window_s=manifest.input.window_s,  # type: ignore[union-attr]
+            threshold=manifest.thresholds.raise_at,
         )
         self.outbox.put(
             Stream.RESULT,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["configure_logging"]
+__all__ = ["WarnLimiter", "configure_logging"]
 
 import json
 import logging
@@ -46,3 +46,30 @@ def configure_logging(config: LoggingConfig) -> None:
     if config.level != "DEBUG":
         for name in ("kafka", "aiokafka", "paho"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class WarnLimiter:
+    """Log at most one warning per ``interval_s``; the next says how many were held back.
+
+    For warnings about bad input that can arrive thousands of times a second
+    (unreadable frames, invalid payloads): the first is logged at once, the
+    rest are counted (they are also counted in metrics by the caller).
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self.interval_s = interval_s
+        self._last = -interval_s
+        self._suppressed = 0
+
+    def warn(self, msg: str, *args: object) -> None:
+        """Log ``msg % args`` as a warning unless one was logged within ``interval_s``."""
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            msg += " (%d similar warnings suppressed)"
+            args = (*args, self._suppressed)
+        self._last, self._suppressed = now, 0
+        self._logger.warning(msg, *args)

@@ -12,12 +12,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_node.messages import Origin, classify_result, frame_meta
 from edge_node.router import Router, RouterConfig
 from edge_node.runtime import ImageClassifier
 from edge_node.sources.base import Frame
 from edge_node.sources.conveyor import ConveyorConfig, ConveyorSource, DriftStep
 from pipeline.modelpkg import ClassifyThresholds, ModelPackage
-from pipeline.schemas import FrameMetaV1, ResultV1, new_id, now_ns
+from pipeline.schemas import new_id
 from pipeline.schemas.codec import encode
 from pipeline.schemas.properties import to_properties
 
@@ -80,26 +81,43 @@ class VisionFigures:
     routes: dict[str, int] = field(default_factory=dict)
 
 
-def _result_bytes(pkg: ModelPackage, cls: Any, route: str, frame_id: str | None, ms: float) -> int:
-    result = ResultV1(
-        id=new_id(),
-        site="plant-a",
-        device="cam-01",
+ORIGIN_SITE, ORIGIN_DEVICE, ORIGIN_SOURCE = "plant-a", "cam-01", "conveyor1"
+
+
+def _sent_bytes(pkg: ModelPackage, frame: Frame, cls: Any, decision: Any, ms: float) -> int:
+    """Bytes the node would send for this decision: the result, and the frame if uploaded.
+
+    Built with the node's own message builders (:mod:`edge_node.messages`).
+    """
+    origin = Origin(ORIGIN_SITE, ORIGIN_DEVICE, ORIGIN_SOURCE, "line1", pkg.ref)
+    result_id = new_id()
+    jpeg = decision.jpeg if decision.upload else None
+    frame_id = new_id() if jpeg is not None else None
+    result = classify_result(
+        origin,
+        result_id=result_id,
         seq=1_000_000,
-        ts=now_ns(),
-        model=pkg.ref,
-        task="classify",
-        source="conveyor1",
-        label=cls.label,
-        score=cls.score,
-        margin=cls.margin,
-        entropy=cls.entropy,
-        probs=cls.prob_dict() if route != "confident" else None,
-        route=route,  # type: ignore[arg-type]
+        ts=frame.ts_ns,
+        cls=cls,
+        decision=decision,
         frame_id=frame_id,
+        action=None,
         latency_ms=ms,
     )
-    return len(encode(result))
+    total = len(encode(result))
+    if frame_id is not None and jpeg is not None:
+        meta = frame_meta(
+            origin,
+            frame_id=frame_id,
+            seq=1_000_001,
+            ts=frame.ts_ns,
+            result_id=result_id,
+            cls=cls,
+            decision=decision,
+            jpeg=jpeg,
+        )
+        total += len(jpeg) + sum(len(k) + len(v) for k, v in to_properties(meta))
+    return total
 
 
 def bench_vision(
@@ -150,30 +168,9 @@ def bench_vision(
         if decision.reason == "input_drift":
             fig.input_drift += 1
         fig.routes[decision.route] = fig.routes.get(decision.route, 0) + 1
-        frame_id = None
-        if decision.upload and decision.jpeg is not None:
+        if decision.upload:
             fig.uploaded += 1
-            frame_id = new_id()
-            meta = FrameMetaV1(
-                id=frame_id,
-                site="plant-a",
-                device="cam-01",
-                seq=1_000_001,
-                ts=frame.ts_ns,
-                model=pkg.ref,
-                source="conveyor1",
-                result_id=new_id(),
-                reason="audit" if decision.route == "audit" else "uncertain",
-                label=cls.label,
-                score=cls.score,
-                width=decision.width,
-                height=decision.height,
-                size=len(decision.jpeg),
-                phash=decision.phash or "0" * 16,
-            )
-            props = to_properties(meta)
-            fig.sent_bytes += len(decision.jpeg) + sum(len(k) + len(v) for k, v in props)
-        fig.sent_bytes += _result_bytes(pkg, cls, decision.route, frame_id, ms)
+        fig.sent_bytes += _sent_bytes(pkg, frame, cls, decision, ms)
         ok, buf = cv2.imencode(".jpg", frame.image, quality)
         fig.jpeg_every_frame_bytes += len(buf) if ok else 0
     fig.loop_s = time.perf_counter() - loop_start

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edge_node.sources.base import Frame, Source, SourceConfig, SourceError, register
+from pipeline.logs import WarnLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +75,6 @@ def _cv2() -> Any:
     return cv2
 
 
-class _WarnLimiter:
-    """Log at most one warning per ``interval_s``; say how many were held back."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._last = -interval_s
-        self._suppressed = 0
-
-    def warn(self, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_s:
-            self._suppressed += 1
-            return
-        if self._suppressed:
-            msg += " (%d similar warnings suppressed)"
-            args = (*args, self._suppressed)
-        self._last, self._suppressed = now, 0
-        logger.warning(msg, *args)
-
-
 @register(FolderConfig)
 class FolderSource(Source):
     """Frames from the image files of a folder; see the module docstring."""
@@ -112,7 +93,7 @@ class FolderSource(Source):
         self._next_poll = 0.0
         self._ended = False
         self._pass_frames = 0
-        self._warn = _WarnLimiter()
+        self._warn = WarnLimiter(logger)
 
     def open(self) -> None:
         """List the folder.

@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 from edge_node.sources.base import SensorBlock, Source, SourceConfig, SourceError, register
 from edge_node.sources.mqtt_payload import PayloadError, Reading, parse_payload
 from pipeline.config.base import MqttConfig
+from pipeline.logs import WarnLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,7 @@ class MqttSource(Source):
         self._index = 0
         self._client: Any = None
         self._subscribed = threading.Event()
-        self._log_at = -math.inf
-        self._log_held = 0
+        self._warn = WarnLimiter(logger)
 
     # --- lifecycle --------------------------------------------------------------------
     def open(self) -> None:
@@ -229,7 +229,7 @@ class MqttSource(Source):
                 )
         except PayloadError as exc:
             self.count_error(exc.reason)
-            self._warn("mqtt source %s: invalid payload on %s: %s", self.name, msg.topic, exc)
+            self._warn.warn("mqtt source %s: invalid payload on %s: %s", self.name, msg.topic, exc)
             return
         except Exception:  # a bug here must not kill paho's network thread
             self.count_error("internal")
@@ -239,7 +239,7 @@ class MqttSource(Source):
             self.count_error("missing_channel")
         if reading.unknown:
             self.count_error("unknown_channel")
-            self._warn(
+            self._warn.warn(
                 "mqtt source %s: %s sent channels not in the config, ignored: %s",
                 self.name,
                 msg.topic,
@@ -253,7 +253,7 @@ class MqttSource(Source):
         if asm is None:
             if len(self._assemblers) >= self.config.max_topics:
                 self.count_error("too_many_topics")
-                self._warn("mqtt source %s: too many topics, dropped %s", self.name, topic)
+                self._warn.warn("mqtt source %s: too many topics, dropped %s", self.name, topic)
                 return
             asm = self._assemblers[topic] = _Assembler()
         asm.rows.append(reading.values)
@@ -295,15 +295,3 @@ class MqttSource(Source):
                     self.count_error("overflow")
                 except queue.Empty:
                     pass
-
-    def _warn(self, msg: str, *args: object) -> None:
-        """A warning at most every 10 s; the count of held-back ones goes with the next."""
-        now = time.monotonic()
-        if now - self._log_at < 10.0:
-            self._log_held += 1
-            return
-        if self._log_held:
-            msg += " (%d similar warnings suppressed)"
-            args = (*args, self._log_held)
-        self._log_at, self._log_held = now, 0
-        logger.warning(msg, *args)
