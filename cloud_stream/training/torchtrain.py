@@ -31,6 +31,7 @@ class TrainResult:
     epochs: int
     seconds: float
     params: int
+    device: str = "cpu"
 
 
 def _tensor(batch: np.ndarray, spec: ImageInput) -> torch.Tensor:
@@ -50,12 +51,17 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x * gain
 
 
+def _device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
 def _accuracy(net: nn.Module, xs: np.ndarray, ys: np.ndarray, spec: ImageInput) -> float:
     net.eval()
     correct = 0
+    dev = _device(net)
     with torch.inference_mode():
         for i in range(0, len(xs), 256):
-            pred = net(_tensor(xs[i : i + 256], spec)).argmax(1).numpy()
+            pred = net(_tensor(xs[i : i + 256], spec).to(dev)).argmax(1).cpu().numpy()
             correct += int((pred == ys[i : i + 256]).sum())
     return correct / max(1, len(xs))
 
@@ -73,11 +79,12 @@ def _precise_bn(net: nn.Module, xs: np.ndarray, spec: ImageInput, limit: int = 1
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the passes below
     net.train()
+    dev = _device(net)
     step = max(1, len(xs) // limit)
     sample = xs[::step][:limit]
     with torch.no_grad():
         for i in range(0, len(sample), 128):
-            net(_tensor(sample[i : i + 128], spec))
+            net(_tensor(sample[i : i + 128], spec).to(dev))
     for bn in bns:
         bn.momentum = 0.1
 
@@ -95,6 +102,8 @@ def fit(
     batch: int = 32,
     lr: float = 3e-3,
     init: Path | None = None,
+    label_smoothing: float = 0.0,
+    device: str | None = None,
 ) -> TrainResult:
     """Train with AdamW and one-cycle LR; keep the weights of the best validation epoch.
 
@@ -110,15 +119,18 @@ def fit(
         batch: Batch size.
         lr: Peak learning rate.
         init: Weights to start from (continue an earlier run) instead of random ones.
+        label_smoothing: Cross-entropy label smoothing (0: none).
+        device: torch device; None: CUDA when available, else the CPU (2 threads).
     """
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     order_rng = np.random.default_rng(seed)
     net = build(arch, channels=spec.channels, classes=classes)
     if init is not None:
         net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
-    net = net.to(memory_format=torch.channels_last)
+    net = net.to(dev).to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in net.parameters())
     xs, ys = train
     steps = max(1, (len(xs) + batch - 1) // batch)
@@ -126,7 +138,7 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=steps * epochs, pct_start=0.2
     )
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     best, best_epoch, last_loss = -1.0, 0, float("nan")
     started = time.monotonic()
     for epoch in range(1, epochs + 1):
@@ -136,8 +148,8 @@ def fit(
         total = 0.0
         for i in range(steps):
             idx = order[i * batch : (i + 1) * batch]
-            x = _augment(_tensor(xs[idx], spec), gen)
-            loss = loss_fn(net(x), torch.from_numpy(ys[idx]))
+            x = _augment(_tensor(xs[idx], spec), gen).to(dev)
+            loss = loss_fn(net(x), torch.from_numpy(ys[idx]).to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -151,7 +163,7 @@ def fit(
         logger.info("epoch %d: loss %.4f, val accuracy %.4f", epoch, last_loss, acc)
         if acc >= best or not len(val[0]):
             best, best_epoch = acc, epoch
-            torch.save(net.state_dict(), weights)
+            torch.save({k: v.cpu() for k, v in net.state_dict().items()}, weights)
     return TrainResult(
         val_accuracy=max(best, 0.0),
         train_loss=last_loss,
@@ -159,6 +171,7 @@ def fit(
         epochs=epochs,
         seconds=time.monotonic() - started,
         params=params,
+        device=dev.type,
     )
 
 

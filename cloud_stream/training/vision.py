@@ -29,12 +29,13 @@ from cloud_stream.training.imagefolder import (
     scan,
     to_input,
 )
+from cloud_stream.training.input_stats import measure_input_stats
 from cloud_stream.training.quantize import CALIBRATION_METHODS, CalibrationMethod, quantize_int8
 from pipeline.modelpkg import ImageInput, load_package, write_package
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = {"classifier": 20, "teacher": 16}
+DEFAULT_EPOCHS = {"classifier": 20, "teacher": 40}
 #: Peak learning rate of a fresh run, and of a run that continues earlier weights.
 LR_FRESH, LR_CONTINUE = 3e-3, 1e-3
 OPSET = 17
@@ -99,6 +100,9 @@ def train(data: Path, out: Path, *, task: str, epochs: int | None, seed: int) ->
         weights=out / WEIGHTS,
         lr=LR_FRESH if init is None else LR_CONTINUE,
         init=init,
+        # The edge classifier always trains on the CPU, so the committed model
+        # reproduces anywhere; the teacher uses CUDA when there is one.
+        device="cpu" if task == "classifier" else None,
     )
     if init is not None:
         init.unlink()
@@ -125,6 +129,7 @@ def train(data: Path, out: Path, *, task: str, epochs: int | None, seed: int) ->
             "runs": int(before.get("runs", 1 if earlier else 0)) + 1,
             "params": result.params,
             "train_images": len(train_xy[0]),
+            "device": result.device,
         },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -224,6 +229,7 @@ def export(run: Path, out: Path, *, version: str) -> int:
                 "precision": "fp32",
                 "opset": OPSET,
                 "input": spec.model_dump(mode="json"),
+                "input_stats": measure_input_stats(x, spec).model_dump(mode="json"),
                 "output": "output",
                 "output_kind": "probs",
                 "labels": list(labels),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ def test_train_export_quantize_tiny(tmp_path):
     assert meta["labels"][0] == "ok"
     assert (run / meta["weights"]).is_file()
     assert 0.0 <= meta["metrics"]["val_accuracy"] <= 1.0
+    assert meta["metrics"]["device"] == "cpu"  # the edge model always trains on the CPU
 
     assert vision.export(run, tmp_path / "fp32", version="0.0.1") == 0
     pkg = load_package(tmp_path / "fp32")
@@ -54,3 +56,31 @@ def test_train_export_quantize_tiny(tmp_path):
 def test_train_refuses_an_unknown_task(tmp_path):
     with pytest.raises(TrainingDataError, match="unknown vision task"):
         vision.train(tmp_path, tmp_path / "run", task="anomaly", epochs=1, seed=0)
+
+
+def test_fit_with_label_smoothing_on_the_cpu(tmp_path: Path) -> None:
+    from cloud_stream.training.nets import ARCHS
+    from cloud_stream.training.torchtrain import fit, load_weights
+    from pipeline.modelpkg import ImageInput
+
+    spec = ImageInput(width=32, height=32, color="rgb")
+    rng = np.random.default_rng(0)
+    xs = rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    ys = np.arange(16, dtype=np.int64) % 3
+    result = fit(
+        ARCHS["teacher"],
+        spec,
+        (xs, ys),
+        (xs[:4], ys[:4]),
+        classes=3,
+        epochs=1,
+        seed=0,
+        weights=tmp_path / "w.pt",
+        batch=8,
+        label_smoothing=0.1,
+        device="cpu",
+    )
+    assert result.device == "cpu"
+    assert result.epochs == 1
+    net = load_weights(ARCHS["teacher"], tmp_path / "w.pt", channels=3, classes=3)
+    assert sum(p.numel() for p in net.parameters()) == result.params
