@@ -33,13 +33,15 @@ class RouterConfig(Section):
     """
 
     frames_per_min: float = Field(
-        default=30.0,
+        default=90.0,
         ge=0,
         le=60_000,
-        description="Uncertain frames uploaded per minute, per source",
+        description="Uncertain frames uploaded per minute, per source. The default covers "
+        "the usual ~10% escalation of a 10 fps camera, so the cloud re-checks them all, and "
+        "caps a drift burst (every frame uncertain) at 15%",
     )
     burst: int = Field(
-        default=5, ge=0, le=10_000, description="Uncertain uploads allowed at once (bucket size)"
+        default=10, ge=0, le=10_000, description="Uncertain uploads allowed at once (bucket size)"
     )
     dedup_hamming: int = Field(
         default=6,
