@@ -283,3 +283,65 @@ def test_validate_config_accepts_the_example() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_tampered_model_refuses_to_start(tmp_path: Path, unique: str, devstack: Any) -> None:
+    import shutil
+
+    from pipeline.modelpkg import BUILTIN_DIR
+
+    pkg = tmp_path / "vision-pkg"
+    shutil.copytree(BUILTIN_DIR / "conveyor-int8", pkg)
+    onnx = pkg / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    _, port = devstack.mqtt_address
+    cfg = _config(tmp_path, f"edge-{unique}", mqtt_port=port, frames=5, action_topic="x/y")
+    text = cfg.read_text().replace("builtin:conveyor-int8", str(pkg))
+    cfg.write_text(text)
+    proc = _edge(cfg, "--exit-when-done")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "SHA-256" in out
+    assert str(pkg) in out, "the error names the package"
+
+
+def test_lost_camera_degrades_status_and_the_rest_keeps_running(
+    tmp_path: Path, unique: str, mqtt_factory: Callable[..., MqttRecorder], devstack: Any
+) -> None:
+    device = f"edge-{unique}"
+    dead = free_port()
+    sub = mqtt_factory()
+    sub.subscribe(f"edgeloop/v1/plant-a/{device}/#")
+    _, port = devstack.mqtt_address
+    cfg = _config(tmp_path, device, mqtt_port=port, frames=5, action_topic="x/y")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["sources"][0] = {  # a camera stream that is not there
+        "type": "camera",
+        "name": "cam-gate",
+        "uri": f"http://127.0.0.1:{dead}/stream.mjpg",
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "read_timeout_s": 1,
+    }
+    raw["sources"][1]["realtime"] = True  # keep the node running for a while
+    raw["sources"][1]["duration_s"] = 600
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = _edge(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        degraded: list[StatusV1] = []
+        results: list[ResultV1] = []
+        while time.monotonic() < deadline and not (degraded and results):
+            got = _decode_all(sub.wait_for(len(sub.messages) + 1, timeout=1))
+            degraded = [s for s in got.get("status", []) if s.state == "degraded"]
+            results = [r for r in got.get("result", []) if r.source == "press1"]
+        assert degraded, "a lost camera turns the retained status to degraded"
+        assert degraded[-1].sources["cam-gate"] == "lost"
+        assert degraded[-1].sources["press1"] == "ok"
+        assert results, "the other sources keep deciding"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
