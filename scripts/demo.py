@@ -321,7 +321,8 @@ def _edge_demo(stack: Devstack, run: str) -> tuple[bool, str]:
         f"    {frames} frames + 60 s of motor data decided in {took:.1f} s (edge process)",
         f"    Kafka {topics['result']}: {len(results)} results; camera routes {dict(routes)}",
         f"    motor windows: {dict(labels)} (bearing wear injected at 30-50 s)",
-        f"    Kafka {topics['frame']}: {len(records['frame'])} JPEG frames, {frame_bytes} bytes",
+        f"    Kafka {topics['frame']}: {len(records['frame'])} JPEG frames, {frame_bytes} bytes "
+        "(upload budget 90/min per camera; this replay runs far faster than real time)",
         f"    Kafka {topics['telemetry']}: {len(records['telemetry'])} telemetry messages; "
         f"{topics['status']}: {len(records['status'])} status",
     ]
