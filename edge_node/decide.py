@@ -17,9 +17,15 @@ from edge_node.config import EdgeConfig
 from edge_node.messages import Origin, anomaly_result, classify_result, frame_meta
 from edge_node.metrics import EdgeMetrics
 from edge_node.models import LoadedModel, LoadedModels
-from edge_node.outbox import Outbox, OutboxItem, Priority
-from edge_node.router import AnomalyGate, Router
-from edge_node.runtime import AnomalyDetector, AnomalyWindow, ImageClassifier
+from edge_node.outbox import Outbox, OutboxError, OutboxItem, Priority
+from edge_node.router import AnomalyGate, RouteDecision, Router
+from edge_node.runtime import (
+    AnomalyDetector,
+    AnomalyWindow,
+    Classification,
+    ImageClassifier,
+    InferenceError,
+)
 from edge_node.sources.base import Frame, SensorBlock, Source
 from pipeline.errors import EdgeloopError
 from pipeline.logs import WarnLimiter
@@ -56,6 +62,8 @@ class Decider:
         self._lines = {s.name: s.line for s in config.sources}
         self._models_of = models.for_source
         self._limiters: dict[str, WarnLimiter] = {}
+        #: Held while taking seqs and storing the messages that carry them.
+        self.seq_lock = threading.Lock()
         self.actions = ActionRunner(config.actions, metrics=self.metrics, mqtt=config.mqtt)
         for src_name, model in models.for_source.items():
             manifest = model.package.manifest
@@ -78,12 +86,22 @@ class Decider:
 
     def handle(self, src: Source, item: Frame | SensorBlock) -> None:
         """Decide on one item; errors are counted and logged, never raised."""
+        model = self._models_of[src.name]
         try:
             if isinstance(item, Frame):
                 self._frame(src, item)
             else:
                 for window in self._detectors[src.name].push(item):
                     self._window(src, item, window)
+        except InferenceError as exc:
+            self.metrics.observe_inference_error(model.ref.name)
+            self._log_limited(f"{src.name}:infer", "model %s failed: %s", model.ref.name, exc)
+        except OutboxError as exc:
+            # Not bad input: the disk is full or broken. Loud, and counted apart.
+            src.count_error("outbox")
+            self._log_limited(
+                f"{src.name}:outbox", "cannot queue a decision: %s", exc, level=logging.ERROR
+            )
         except (EdgeloopError, ValueError) as exc:
             kind = getattr(exc, "reason", None) or (
                 "unreadable" if isinstance(item, Frame) else "bad_block"
@@ -94,10 +112,10 @@ class Decider:
                 f"{src.name}:{kind}", "source %s: %s (counted as %s)", src.name, exc, kind
             )
 
-    def _log_limited(self, key: str, msg: str, *args: object) -> None:
+    def _log_limited(self, key: str, msg: str, *args: object, level: int = logging.WARNING) -> None:
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[key] = WarnLimiter(logger, _LOG_EVERY_S)
+            limiter = self._limiters[key] = WarnLimiter(logger, _LOG_EVERY_S, level=level)
         limiter.warn(msg, *args)
 
     def _origin(self, src: Source, model: LoadedModel) -> Origin:
@@ -118,9 +136,36 @@ class Decider:
             score=cls.score,
             route=decision.route,
             mono_ns=frame.mono_ns,
+            ts_ns=frame.ts_ns,
         )
         latency_ms = (time.perf_counter_ns() - frame.mono_ns) / 1e6
         origin = self._origin(src, model)
+        # Take seqs and store under one lock, so rows reach the outbox in seq order
+        # even with several sources and telemetry putting at once.
+        with self.seq_lock:
+            batch = self._frame_messages(origin, frame, cls, decision, action, latency_ms)
+            self.outbox.put_many(batch)
+        frame_id_sent = decision.upload and decision.jpeg is not None
+        self.metrics.observe_decision(
+            source=src.name,
+            model=model.ref.name,
+            route=decision.route,
+            infer_ms=cls.latency_ms,
+            decision_ms=latency_ms,
+            skipped=decision.skipped,
+            uploaded=frame_id_sent,
+        )
+
+    def _frame_messages(
+        self,
+        origin: Origin,
+        frame: Frame,
+        cls: Classification,
+        decision: RouteDecision,
+        action: str | None,
+        latency_ms: float,
+    ) -> list[OutboxItem]:
+        """The result, and the frame when uploaded, with fresh seqs (call under seq_lock)."""
         result_id = new_id()
         jpeg = decision.jpeg if decision.upload else None
         frame_id = new_id() if jpeg is not None else None
@@ -149,16 +194,7 @@ class Decider:
             )
             props = dict(to_properties(meta))
             batch.append(OutboxItem(Stream.FRAME, jpeg, meta.seq, props, Priority.FRAME))
-        self.outbox.put_many(batch)
-        self.metrics.observe_decision(
-            source=src.name,
-            model=model.ref.name,
-            route=decision.route,
-            infer_ms=cls.latency_ms,
-            decision_ms=latency_ms,
-            skipped=decision.skipped,
-            uploaded=frame_id is not None,
-        )
+        return batch
 
     # -- sensors ----------------------------------------------------------------------
 
@@ -184,37 +220,41 @@ class Decider:
         self.metrics.observe_anomaly(
             src.name, model.ref.name, window.score, route, infer_ms=window.latency_ms
         )
-        # Transitions always go out; otherwise every Nth window, so a steady state
-        # (normal or anomalous) is visible upstream without one message per window.
-        self._window_count[src.name] += 1
-        if transition is None and self._window_count[src.name] % self.config.anomaly.every:
-            return
+        # Local actions see every window; only publishing is thinned below.
         action = self.actions.maybe_fire(
             source=src.name,
             label="anomaly" if active else "normal",
             score=window.score,
             route=route,
             mono_ns=window.mono_ns,
+            ts_ns=window.ts_ns,
         )
+        # Transitions and windows that fired an action always go out; otherwise
+        # every Nth window, so a steady state is visible without one message per window.
+        self._window_count[src.name] += 1
+        thinned = self._window_count[src.name] % self.config.anomaly.every
+        if transition is None and action is None and thinned:
+            return
         latency_ms = (time.perf_counter_ns() - window.mono_ns) / 1e6
-        result = anomaly_result(
-            self._origin(src, model),
-            result_id=new_id(),
-            seq=self.outbox.next_seq(),
-            window=window,
-            score=window.score,
-            active=active,
-            action=action,
-            latency_ms=latency_ms,
-            window_s=manifest.input.window_s,  # type: ignore[union-attr]
-            threshold=manifest.thresholds.raise_at,
-        )
-        self.outbox.put(
-            Stream.RESULT,
-            encode(result),
-            seq=result.seq,
-            priority=Priority.ALERT if active else Priority.RESULT,
-        )
+        with self.seq_lock:
+            result = anomaly_result(
+                self._origin(src, model),
+                result_id=new_id(),
+                seq=self.outbox.next_seq(),
+                window=window,
+                score=window.score,
+                active=active,
+                action=action,
+                latency_ms=latency_ms,
+                window_s=manifest.input.window_s,  # type: ignore[union-attr]
+                threshold=manifest.thresholds.raise_at,
+            )
+            self.outbox.put(
+                Stream.RESULT,
+                encode(result),
+                seq=result.seq,
+                priority=Priority.ALERT if active else Priority.RESULT,
+            )
 
     def close(self) -> None:
         """Stop the action workers."""

@@ -50,6 +50,7 @@ class EdgeNode:
             config.outbox.file,
             max_bytes=int(config.outbox.max_mb * 1024 * 1024),
             device=config.device,
+            synchronous=config.outbox.synchronous,
         )
         self.decider = Decider(config, self.models, self.outbox)
         self.metrics = self.decider.metrics
@@ -93,11 +94,16 @@ class EdgeNode:
 
     def _queue_status(self) -> None:
         """Queue the current (retained) status, e.g. after a camera was lost or came back."""
-        msg = self._status("online", seq=self.outbox.next_seq(), reason=None)
-        self.outbox.put(Stream.STATUS, encode(msg), seq=msg.seq)
+        with self.decider.seq_lock:
+            msg = self._status("online", seq=self.outbox.next_seq(), reason=None)
+            self.outbox.put(Stream.STATUS, encode(msg), seq=msg.seq)
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """(ok, details) for /healthz: every source ok and the publisher connected."""
+        """(ok, details) for /healthz: ok while every source is ok.
+
+        The uplink state is reported but does not make the node unhealthy: it is
+        built to keep deciding offline.
+        """
         sources = {s.name: s.state for s in self.sources}
         details: dict[str, object] = {
             "sources": sources,
@@ -114,25 +120,35 @@ class EdgeNode:
 
         # OpenCV's own thread pool would compete with inference for the one core.
         cv2.setNumThreads(1)
+        # Everything that can fail (a port in use, a source that cannot open) comes
+        # before any thread starts, so a failed start leaves nothing running.
+        if self.config.metrics.enabled or self.config.health.enabled:
+            # One server answers both paths, on the metrics address when metrics are on.
+            cfg = self.config.metrics if self.config.metrics.enabled else self.config.health
+            try:
+                self._server = StatusServer(
+                    cfg.host,
+                    cfg.port,
+                    self.decider.metrics.exposition if self.config.metrics.enabled else None,
+                    self.health if self.config.health.enabled else None,
+                )
+            except OSError as exc:
+                raise EdgeloopError(
+                    f"cannot serve /metrics and /healthz on {cfg.host}:{cfg.port}: {exc}",
+                    where="metrics.port",
+                    hint="pick a free port (0 picks one) or stop what holds it",
+                ) from exc
         for src in self.sources:
             src.open()
+        if self._server is not None:
+            self._server.start()
+            logger.info("metrics and health on http://%s:%d", cfg.host, self._server.port)
         self.publisher.start()
         for src in self.sources:
             t = threading.Thread(target=self._source_loop, args=(src,), name=f"src-{src.name}")
             t.start()
             self._threads.append(t)
         self.telemetry.start()
-        if self.config.metrics.enabled or self.config.health.enabled:
-            # One server answers both paths, on the metrics address when metrics are on.
-            cfg = self.config.metrics if self.config.metrics.enabled else self.config.health
-            self._server = StatusServer(
-                cfg.host,
-                cfg.port,
-                self.decider.metrics.exposition if self.config.metrics.enabled else None,
-                self.health if self.config.health.enabled else None,
-            )
-            self._server.start()
-            logger.info("metrics and health on http://%s:%d", cfg.host, self._server.port)
         logger.info(
             "edge node %s/%s started: %d source(s), models %s",
             self.config.site,
@@ -144,13 +160,18 @@ class EdgeNode:
     def _source_loop(self, src: Source) -> None:
         last_state = src.state
         while not self._stop.is_set():
+            item = None
             try:
                 item = src.read(timeout=0.5)
-            except EdgeloopError as exc:
+                if src.state == "error":
+                    src.state = "ok"  # it reads again (sources that track no state)
+            except Exception as exc:
+                # A failing source must show (status, /healthz, a count), never end
+                # its thread silently; the other sources keep going.
                 logger.error("source %s failed: %s", src.name, exc)
                 src.state = "error"
+                src.count_error("read_failed")
                 self._stop.wait(1.0)
-                continue
             if src.state != last_state:
                 logger.warning("source %s is now %s", src.name, src.state)
                 last_state = src.state
@@ -172,7 +193,8 @@ class EdgeNode:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=10)
-        self.telemetry.stop()
+        if self._threads:
+            self.telemetry.stop()
         self.decider.close()
         self.publisher.stop(drain_timeout=drain_timeout)
         for src in self.sources:
@@ -195,8 +217,8 @@ class EdgeNode:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        self.start()
         try:
+            self.start()
             while not interrupted.wait(0.2):
                 if exit_when_done and self.sources_done:
                     self.telemetry.flush()

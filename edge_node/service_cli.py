@@ -48,20 +48,30 @@ def check(path: Path) -> list[str]:
     """Every problem with the config at ``path`` and the models it names (empty: valid)."""
     from edge_node.models import load_models
     from edge_node.runtime import AnomalyDetector, ImageClassifier
+    from edge_node.sources import create_source
 
     try:
         config = _load(path)
     except ConfigError as exc:
         return [str(exc)]
+    problems: list[str] = []
+    for src in config.sources:
+        try:
+            create_source(src)  # builds it (checks its settings) without opening it
+        except EdgeloopError as exc:
+            problems.append(f"source {src.name}: {exc}")
     try:
         models = load_models(config)
-        for m in models.all():
+    except EdgeloopError as exc:
+        return [*problems, str(exc)]
+    for m in models.all():
+        try:
             # Build the session: catches wrong shapes, opsets and corrupt files.
             cls = ImageClassifier if m.kind == "image" else AnomalyDetector
             cls(m.package, threads=1)
-    except EdgeloopError as exc:
-        return [str(exc)]
-    return []
+        except EdgeloopError as exc:
+            problems.append(f"model {m.key}: {exc}")
+    return problems
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ class TelemetryLoop:
         self._thread = threading.Thread(target=self._loop, name="telemetry", daemon=True)
         self._started = time.monotonic()
         self._last = self._started
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # flush -> snapshot -> sync
         self._sources = list(sources)
         self._seen_evictions: dict[str, int] = {}
         self._seen_reconnects = 0
@@ -70,6 +70,10 @@ class TelemetryLoop:
 
     def sync(self) -> None:
         """Copy outbox and publisher figures into the metrics (for /metrics and telemetry)."""
+        with self._lock:
+            self._sync()
+
+    def _sync(self) -> None:
         m = self._decider.metrics
         m.set_outbox(self._outbox.depth(), self._outbox.bytes_used())
         for kind, total in self._outbox.evictions.items():
@@ -111,7 +115,7 @@ class TelemetryLoop:
 
     def flush(self) -> None:
         """Queue one telemetry message now."""
-        with self._lock:
+        with self._lock, self._decider.seq_lock:
             try:
                 msg = self.snapshot()
                 self._outbox.put(Stream.TELEMETRY, encode(msg), seq=msg.seq)

@@ -56,14 +56,17 @@ class WarnLimiter:
     rest are counted (they are also counted in metrics by the caller).
     """
 
-    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, interval_s: float = 10.0, *, level: int = logging.WARNING
+    ) -> None:
         self._logger = logger
+        self._level = level
         self.interval_s = interval_s
         self._last = -interval_s
         self._suppressed = 0
 
     def warn(self, msg: str, *args: object) -> None:
-        """Log ``msg % args`` as a warning unless one was logged within ``interval_s``."""
+        """Log ``msg % args`` (at ``level``) unless one was logged within ``interval_s``."""
         now = time.monotonic()
         if now - self._last < self.interval_s:
             self._suppressed += 1
@@ -72,4 +75,4 @@ class WarnLimiter:
             msg += " (%d similar warnings suppressed)"
             args = (*args, self._suppressed)
         self._last, self._suppressed = now, 0
-        self._logger.warning(msg, *args)
+        self._logger.log(self._level, msg, *args)

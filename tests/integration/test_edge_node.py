@@ -345,3 +345,28 @@ def test_lost_camera_degrades_status_and_the_rest_keeps_running(
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
+
+
+def test_a_taken_metrics_port_fails_the_start_cleanly(
+    tmp_path: Path, unique: str, devstack: Any
+) -> None:
+    import socket
+
+    _, port = devstack.mqtt_address
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        cfg = _config(
+            tmp_path,
+            f"edge-{unique}",
+            mqtt_port=port,
+            frames=5,
+            action_topic="x/y",
+            metrics_port=taken,
+        )
+        proc = _edge(cfg)
+        out, _ = proc.communicate(timeout=60)  # exits by itself: no thread was left running
+    assert proc.returncode == 1
+    assert "metrics.port" in out
+    assert "pick a free port" in out
