@@ -143,6 +143,9 @@ class EdgeNode:
         if self._server is not None:
             self._server.start()
             logger.info("metrics and health on http://%s:%d", cfg.host, self._server.port)
+        stale = self.outbox.discard(Stream.STATUS)  # the publisher sends the current one
+        if stale:
+            logger.info("dropped %d stale status message(s) from the last run", stale)
         self.publisher.start()
         for src in self.sources:
             t = threading.Thread(target=self._source_loop, args=(src,), name=f"src-{src.name}")

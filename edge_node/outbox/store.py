@@ -249,6 +249,29 @@ class Outbox:
             self._c.depth -= len(deleted)
             return len(deleted)
 
+    def discard(self, stream: Stream) -> int:
+        """Delete every queued row of ``stream`` that is not in flight; return how many.
+
+        For messages a restart makes stale: a node queues its retained ``status``
+        on every change, and the publisher sends the current one on connect, so
+        status rows left from an earlier run would overwrite the current state.
+        """
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._conn.execute(
+                    "SELECT id FROM messages WHERE stream = ?", (stream.value,)
+                ).fetchall()
+                ids = [int(r[0]) for r in rows if int(r[0]) not in self._inflight]
+                with self._transaction():
+                    deleted = self._delete(ids) if ids else []
+            except sqlite3.Error as exc:
+                raise self._wrap(exc, f"discarding {stream.value} messages") from exc
+            for prio, size in deleted:
+                self._c.bytes_by_priority[prio] -= size
+            self._c.depth -= len(deleted)
+            return len(deleted)
+
     @property
     def evictions(self) -> dict[str, int]:
         """Messages evicted or dropped for lack of room since open, by class (``frame``...)."""

@@ -264,3 +264,20 @@ def test_a_returned_put_survives_kill_9(tmp_path):
         stored = {r.seq for r in box.pending(100_000)}
         assert set(returned) <= stored
         assert box.next_seq() > max(stored)
+
+
+def test_discard_drops_only_that_stream_and_keeps_counters(tmp_path):
+    from edge_node.outbox import Outbox
+    from pipeline.topics import Stream
+
+    path = tmp_path / "o.db"
+    with Outbox(path, max_bytes=1 << 20, device="d1") as ob:
+        for stream in (Stream.STATUS, Stream.RESULT, Stream.STATUS, Stream.TELEMETRY):
+            ob.put(stream, b"x" * 10, seq=ob.next_seq())
+        used = ob.bytes_used()
+        assert ob.discard(Stream.STATUS) == 2
+        assert ob.depth() == 2
+        assert ob.bytes_used() < used
+        assert {m.stream for m in ob.pending(10)} == {Stream.RESULT, Stream.TELEMETRY}
+    with Outbox(path, max_bytes=1 << 20, device="d1") as ob:
+        assert ob.depth() == 2, "the discard is durable"
