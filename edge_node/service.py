@@ -220,19 +220,20 @@ class EdgeNode:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        drain_left = drain_timeout
         try:
             self.start()
             while not interrupted.wait(0.2):
                 if exit_when_done and self.sources_done:
                     self.telemetry.flush()
-                    if self.publisher.wait_depth(0, timeout=drain_timeout):
-                        break
-                    logger.warning(
-                        "outbox still holds %d message(s) after %.0f s; they stay queued",
-                        self.outbox.depth(),
-                        drain_timeout,
-                    )
+                    if not self.publisher.wait_depth(0, timeout=drain_timeout):
+                        logger.warning(
+                            "outbox still holds %d message(s) after %.0f s; they stay queued",
+                            self.outbox.depth(),
+                            drain_timeout,
+                        )
+                        drain_left = 1.0  # waited once already; just send the last telemetry
                     break
         finally:
-            self.stop(drain_timeout=drain_timeout)
+            self.stop(drain_timeout=drain_left)
         return 0
