@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from edge_node.sources.base import Frame, SourceError
 from edge_node.sources.camera import Backoff, CameraConfig, CameraSource, parse_uri
+from tests.edge_node.sources.helpers import read_all as _read_all
 
 SIZE = (64, 48)
 
@@ -55,12 +56,7 @@ def camera() -> Iterator[Callable[..., CameraSource]]:
 
 
 def read_all(src: CameraSource, limit: int = 1000) -> list[Frame]:
-    frames: list[Frame] = []
-    while not src.exhausted and len(frames) < limit:
-        frame = src.read(timeout=5)
-        if frame is not None:
-            frames.append(frame)
-    return frames
+    return _read_all(src, limit, timeout=5)
 
 
 def read_until(src: CameraSource, done: Callable[[], bool], timeout: float = 10) -> list[Frame]:

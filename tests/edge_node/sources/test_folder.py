@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from edge_node.sources.base import Frame, SourceError
 from edge_node.sources.folder import FolderConfig, FolderSource
+from tests.edge_node.sources.helpers import read_all as _read_all
 
 
 def write_image(path: Path, value: int) -> Path:
@@ -42,12 +43,7 @@ def folder() -> Iterator[Callable[..., FolderSource]]:
 
 
 def read_all(src: FolderSource, limit: int = 100) -> list[Frame]:
-    frames: list[Frame] = []
-    while not src.exhausted and len(frames) < limit:
-        frame = src.read(timeout=1)
-        if frame is not None:
-            frames.append(frame)
-    return frames
+    return _read_all(src, limit, timeout=1)
 
 
 def test_reads_images_in_name_order_then_ends(tmp_path, folder):
