@@ -14,7 +14,7 @@ import time
 
 from edge_node.actions import ActionRunner
 from edge_node.config import EdgeConfig
-from edge_node.messages import Origin, anomaly_result, classify_result, frame_meta
+from edge_node.messages import Origin, anomaly_result, frame_decision
 from edge_node.metrics import EdgeMetrics
 from edge_node.models import LoadedModel, LoadedModels
 from edge_node.outbox import Outbox, OutboxError, OutboxItem, Priority
@@ -59,7 +59,11 @@ class Decider:
         self._gates: dict[str, AnomalyGate] = {}
         self._window_count: dict[str, int] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._lines = {s.name: s.line for s in config.sources}
+        lines = {s.name: s.line for s in config.sources}
+        self._origins = {
+            name: Origin(config.site, config.device, name, lines.get(name), m.ref)
+            for name, m in models.for_source.items()
+        }
         self._models_of = models.for_source
         self._limiters: dict[str, WarnLimiter] = {}
         #: Held while taking seqs and storing the messages that carry them.
@@ -118,11 +122,6 @@ class Decider:
             limiter = self._limiters[key] = WarnLimiter(logger, _LOG_EVERY_S, level=level)
         limiter.warn(msg, *args)
 
-    def _origin(self, src: Source, model: LoadedModel) -> Origin:
-        return Origin(
-            self.config.site, self.config.device, src.name, self._lines.get(src.name), model.ref
-        )
-
     # -- images -----------------------------------------------------------------------
 
     def _frame(self, src: Source, frame: Frame) -> None:
@@ -139,7 +138,7 @@ class Decider:
             ts_ns=frame.ts_ns,
         )
         latency_ms = (time.perf_counter_ns() - frame.mono_ns) / 1e6
-        origin = self._origin(src, model)
+        origin = self._origins[src.name]
         # Take seqs and store under one lock, so rows reach the outbox in seq order
         # even with several sources and telemetry putting at once.
         with self.seq_lock:
@@ -166,32 +165,18 @@ class Decider:
         latency_ms: float,
     ) -> list[OutboxItem]:
         """The result, and the frame when uploaded, with fresh seqs (call under seq_lock)."""
-        result_id = new_id()
-        jpeg = decision.jpeg if decision.upload else None
-        frame_id = new_id() if jpeg is not None else None
-        result = classify_result(
+        result, upload = frame_decision(
             origin,
-            result_id=result_id,
-            seq=self.outbox.next_seq(),
+            next_seq=self.outbox.next_seq,
             ts=frame.ts_ns,
             cls=cls,
             decision=decision,
-            frame_id=frame_id,
             action=action,
             latency_ms=latency_ms,
         )
         batch = [OutboxItem(Stream.RESULT, encode(result), result.seq, None, Priority.RESULT)]
-        if frame_id is not None and jpeg is not None:
-            meta = frame_meta(
-                origin,
-                frame_id=frame_id,
-                seq=self.outbox.next_seq(),
-                ts=frame.ts_ns,
-                result_id=result_id,
-                cls=cls,
-                decision=decision,
-                jpeg=jpeg,
-            )
+        if upload is not None:
+            meta, jpeg = upload
             props = dict(to_properties(meta))
             batch.append(OutboxItem(Stream.FRAME, jpeg, meta.seq, props, Priority.FRAME))
         return batch
@@ -238,7 +223,7 @@ class Decider:
         latency_ms = (time.perf_counter_ns() - window.mono_ns) / 1e6
         with self.seq_lock:
             result = anomaly_result(
-                self._origin(src, model),
+                self._origins[src.name],
                 result_id=new_id(),
                 seq=self.outbox.next_seq(),
                 window=window,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["Origin", "anomaly_result", "classify_result", "frame_meta"]
+__all__ = ["Origin", "anomaly_result", "classify_result", "frame_decision", "frame_meta"]
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_node.router import RouteDecision
 from edge_node.runtime import AnomalyWindow, Classification
-from pipeline.schemas import AnomalySummary, FrameMetaV1, ModelRef, ResultV1
+from pipeline.schemas import AnomalySummary, FrameMetaV1, ModelRef, ResultV1, new_id
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,47 @@ def frame_meta(
         size=len(jpeg),
         phash=decision.phash or "0" * 16,
     )
+
+
+def frame_decision(
+    origin: Origin,
+    *,
+    next_seq: Callable[[], int],
+    ts: int,
+    cls: Classification,
+    decision: RouteDecision,
+    action: str | None,
+    latency_ms: float,
+) -> tuple[ResultV1, tuple[FrameMetaV1, bytes] | None]:
+    """The result of an image decision and, when the router uploads the frame, its metadata
+    and JPEG. ``next_seq`` is called once per message, result first."""
+    result_id = new_id()
+    jpeg = decision.jpeg if decision.upload else None
+    frame_id = new_id() if jpeg is not None else None
+    result = classify_result(
+        origin,
+        result_id=result_id,
+        seq=next_seq(),
+        ts=ts,
+        cls=cls,
+        decision=decision,
+        frame_id=frame_id,
+        action=action,
+        latency_ms=latency_ms,
+    )
+    if frame_id is None or jpeg is None:
+        return result, None
+    meta = frame_meta(
+        origin,
+        frame_id=frame_id,
+        seq=next_seq(),
+        ts=ts,
+        result_id=result_id,
+        cls=cls,
+        decision=decision,
+        jpeg=jpeg,
+    )
+    return result, (meta, jpeg)
 
 
 def anomaly_result(

@@ -76,12 +76,13 @@ def load_models(config: EdgeConfig) -> LoadedModels:
     problems: list[ConfigProblem] = []
     for i, src in enumerate(config.sources):
         kind = _source_kind(src)
+        chosen: LoadedModel | None
         if src.model is not None:
-            chosen: LoadedModel | None = models.by_key[src.model]
-            if chosen is not None and chosen.kind != kind:
+            chosen = models.by_key[src.model]
+            if chosen.kind != kind:
                 problems.append(
                     ConfigProblem(
-                        f"sources.{i}.model",
+                        f"sources[{i}].model",
                         f"source {src.name!r} gives {kind} data but model {src.model!r} takes "
                         f"{chosen.kind} input; name a {kind} model",
                     )
@@ -92,7 +93,7 @@ def load_models(config: EdgeConfig) -> LoadedModels:
         if chosen is None:
             problems.append(
                 ConfigProblem(
-                    f"sources.{i}",
+                    f"sources[{i}]",
                     f"source {src.name!r} gives {kind} data and no model under 'models:' "
                     f"takes it; add one (e.g. package: builtin:"
                     f"{'conveyor-int8' if kind == 'image' else 'machine-anomaly-int8'})",

@@ -13,7 +13,6 @@ __all__ = ["EdgeNode"]
 import logging
 import signal
 import threading
-import time
 from types import FrameType
 
 from edge_node.config import EdgeConfig
@@ -68,7 +67,6 @@ class EdgeNode:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: StatusServer | None = None
-        self._started = time.monotonic()
 
     # -- status -------------------------------------------------------------------------
 

@@ -12,13 +12,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_node.messages import Origin, classify_result, frame_meta
+from edge_node.messages import Origin, frame_decision
 from edge_node.router import Router, RouterConfig
 from edge_node.runtime import ImageClassifier
 from edge_node.sources.base import Frame
 from edge_node.sources.conveyor import ConveyorConfig, ConveyorSource, DriftStep
 from pipeline.modelpkg import ClassifyThresholds, ModelPackage
-from pipeline.schemas import new_id
 from pipeline.schemas.codec import encode
 from pipeline.schemas.properties import to_properties
 
@@ -77,7 +76,6 @@ class VisionFigures:
     int8_ms: list[float] = field(default_factory=list)
     fp32_ms: list[float] = field(default_factory=list)
     decision_ms: list[float] = field(default_factory=list)
-    loop_s: float = 0.0
     routes: dict[str, int] = field(default_factory=dict)
 
 
@@ -90,32 +88,19 @@ def _sent_bytes(pkg: ModelPackage, frame: Frame, cls: Any, decision: Any, ms: fl
     Built with the node's own message builders (:mod:`edge_node.messages`).
     """
     origin = Origin(ORIGIN_SITE, ORIGIN_DEVICE, ORIGIN_SOURCE, "line1", pkg.ref)
-    result_id = new_id()
-    jpeg = decision.jpeg if decision.upload else None
-    frame_id = new_id() if jpeg is not None else None
-    result = classify_result(
+    seqs = iter(range(1_000_000, 1_000_002))
+    result, upload = frame_decision(
         origin,
-        result_id=result_id,
-        seq=1_000_000,
+        next_seq=lambda: next(seqs),
         ts=frame.ts_ns,
         cls=cls,
         decision=decision,
-        frame_id=frame_id,
         action=None,
         latency_ms=ms,
     )
     total = len(encode(result))
-    if frame_id is not None and jpeg is not None:
-        meta = frame_meta(
-            origin,
-            frame_id=frame_id,
-            seq=1_000_001,
-            ts=frame.ts_ns,
-            result_id=result_id,
-            cls=cls,
-            decision=decision,
-            jpeg=jpeg,
-        )
+    if upload is not None:
+        meta, jpeg = upload
         total += len(jpeg) + sum(len(k) + len(v) for k, v in to_properties(meta))
     return total
 
@@ -136,7 +121,6 @@ def bench_vision(
     router = Router(router_config, pkg.manifest.thresholds, clock=clock)
     fig = VisionFigures()
     quality = [int(cv2.IMWRITE_JPEG_QUALITY), router_config.jpeg_quality]
-    loop_start = time.perf_counter()
     for frame in items:
         clock.t += 1.0 / CAMERA_FPS
         # The decision path, timed from frame in hand to routed decision.
@@ -173,7 +157,6 @@ def bench_vision(
         fig.sent_bytes += _sent_bytes(pkg, frame, cls, decision, ms)
         ok, buf = cv2.imencode(".jpg", frame.image, quality)
         fig.jpeg_every_frame_bytes += len(buf) if ok else 0
-    fig.loop_s = time.perf_counter() - loop_start
     return fig
 
 
