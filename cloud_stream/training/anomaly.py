@@ -37,6 +37,7 @@ from cloud_stream.training.anomaly_data import (
 )
 from cloud_stream.training.anomaly_graph import OPSET, FrontEnd, build_model
 from cloud_stream.training.anomaly_model import Scorer, auc, percentile_thresholds
+from cloud_stream.training.score_reference import anomaly_reference
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,9 @@ def train(data: Path, out: Path, *, task: str, epochs: int | None, seed: int) ->
         "layers": len(layers),
         "channels": [vars(s) for s in specs],
         "thresholds": thresholds,
+        "score_reference": anomaly_reference(
+            val_scores, source=f"{vw.shape[0]} normal val windows, FP32"
+        ).model_dump(mode="json"),
         "metrics": metrics,
         "val_history": history,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -262,6 +266,8 @@ def manifest_fields(
         "output_kind": "score",
         "labels": ["normal", "anomaly"],
         "thresholds": meta["thresholds"],
+        # Runs trained before the reference existed have none: 'edgeloop models reference'.
+        "score_reference": meta.get("score_reference"),
         "metrics": meta["metrics"],
         "trained_on": str(meta["data"])[-256:],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -28,6 +28,7 @@ from cloud_stream.training.anomaly_data import ChannelSpec, load_split, windows
 from cloud_stream.training.anomaly_graph import node_scope
 from cloud_stream.training.anomaly_model import Scorer, percentile_thresholds
 from cloud_stream.training.quantize import CALIBRATION_METHODS, CalibrationMethod, quantize_int8
+from cloud_stream.training.score_reference import anomaly_reference
 from pipeline.errors import EdgeloopError
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def quantize_package(package: Path, data: Path, out: Path, *, method: str) -> in
                     "method": meth,
                     "path": path,
                     "thresholds": thr,
+                    "val_scores": q_val,
                     "agreement": _agreement(both_fp, both_q, fp_raise, float(thr["raise_at"])),  # type: ignore[arg-type]
                     "median_rel_err": float(np.median(rel)),
                     "aucs": fault_aucs(q_test, el) if el.size else {},
@@ -170,6 +172,10 @@ def quantize_package(package: Path, data: Path, out: Path, *, method: str) -> in
             fields.pop(key)
         name = m.name.removesuffix("-fp32") + "-int8"
         fields.update(name=name, precision="int8", thresholds=best["thresholds"])
+        fields["score_reference"] = anomaly_reference(
+            best["val_scores"],
+            source=f"{vw.shape[0]} normal val windows, INT8 {best['scope']}/{best['method']}",
+        ).model_dump(mode="json")
         fields["metrics"] = {
             **{k: v for k, v in m.metrics.items() if not k.startswith("auc")},
             **best["aucs"],

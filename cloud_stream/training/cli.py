@@ -1,4 +1,4 @@
-"""``edgeloop models train|export|quantize|evaluate|build``.
+"""``edgeloop models train|export|quantize|evaluate|reference``.
 
 Every step works on plain files: an image-folder dataset or CSV sensor data in,
 a model package (ONNX + manifest) out. ``--task`` picks the implementation:
@@ -75,6 +75,20 @@ def register(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--out", type=Path, required=True, help="report folder to write")
     ev.set_defaults(func=_evaluate)
 
+    ref = sub.add_parser(
+        "reference",
+        help="measure a package's top-1 score distribution on held-out data (the cloud's "
+        "drift reference) and store it in its manifest.json",
+    )
+    ref.add_argument("package", type=Path, help="package folder (its manifest is rewritten)")
+    ref.add_argument(
+        "--data", type=Path, required=True, help="image folder (classify) or CSV folder (anomaly)"
+    )
+    ref.add_argument(
+        "--split", default="val", choices=["val", "test", "train"], help="held-out split to use"
+    )
+    ref.set_defaults(func=_reference)
+
 
 def _task_of(path: Path) -> str:
     """The task recorded in a run folder (run.json) or a package manifest."""
@@ -85,6 +99,12 @@ def _task_of(path: Path) -> str:
             task = str(meta.get("train_task") or meta.get("task"))
             return {"classify": "classifier", "anomaly": "anomaly"}.get(task, task)
     raise SystemExit(f"{path}: neither run.json nor manifest.json found")
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from cloud_stream.training.score_reference import reference
+
+    return reference(args.package, args.data, split=args.split)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

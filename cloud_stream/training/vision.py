@@ -31,6 +31,7 @@ from cloud_stream.training.imagefolder import (
 )
 from cloud_stream.training.input_stats import measure_input_stats
 from cloud_stream.training.quantize import CALIBRATION_METHODS, CalibrationMethod, quantize_int8
+from cloud_stream.training.score_reference import classify_reference
 from pipeline.modelpkg import ImageInput, load_package, write_package
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,9 @@ def export(run: Path, out: Path, *, version: str) -> int:
                 "opset": OPSET,
                 "input": spec.model_dump(mode="json"),
                 "input_stats": measure_input_stats(x, spec).model_dump(mode="json"),
+                "score_reference": classify_reference(
+                    probs, source=f"val split, {len(x)} images, FP32 {version}"
+                ).model_dump(mode="json"),
                 "output": "output",
                 "output_kind": "probs",
                 "labels": list(labels),
@@ -317,6 +321,9 @@ def quantize(package: Path, data: Path, out: Path, *, method: str) -> int:
             name=_package_name(out),
             precision="int8",
             thresholds=thresholds.model_dump(mode="json"),
+            score_reference=classify_reference(
+                probs, source=f"val split, {len(x)} images, INT8 ({best} calibration)"
+            ).model_dump(mode="json"),
             metrics=metrics,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             description=f"INT8 (QDQ, per-channel, {best} calibration on "

@@ -12,6 +12,7 @@ from pipeline.modelpkg.manifest import (
     ImageInput,
     InputStats,
     ModelManifest,
+    ScoreReference,
     SensorChannel,
     SensorInput,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ModelManifest",
     "ModelPackage",
     "ModelPackageError",
+    "ScoreReference",
     "SensorChannel",
     "SensorInput",
     "builtin_package",

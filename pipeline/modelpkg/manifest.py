@@ -8,6 +8,7 @@ __all__ = [
     "ImageInput",
     "InputStats",
     "ModelManifest",
+    "ScoreReference",
     "SensorChannel",
     "SensorInput",
 ]
@@ -80,6 +81,34 @@ class InputStats(StrictModel):
         for low, high in (*self.channel_mean, self.contrast):
             if low > high:
                 raise ValueError("each range must be (low, high) with low <= high")
+        return self
+
+
+class ScoreReference(StrictModel):
+    """How the model's top-1 score was distributed on held-out data: the drift reference.
+
+    ``edges`` are the histogram bin edges (``len(fractions) + 1``, increasing);
+    ``fractions`` the share of held-out samples in each bin. The cloud compares the
+    live distribution against it (population stability index) to see a shift.
+    For classifiers the score is the top-1 probability; for anomaly models, the
+    anomaly score.
+    """
+
+    edges: tuple[float, ...] = Field(min_length=3, max_length=101, description="Bin edges")
+    fractions: tuple[float, ...] = Field(
+        min_length=2, max_length=100, description="Share of samples per bin; sums to 1"
+    )
+    samples: int = Field(ge=1, description="How many held-out samples it was measured on")
+    source: str = Field(default="", max_length=256, description="Which data, which model")
+
+    @model_validator(mode="after")
+    def _shape(self) -> ScoreReference:
+        if len(self.edges) != len(self.fractions) + 1:
+            raise ValueError("edges needs exactly one more value than fractions")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must increase strictly")
+        if any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1.0) > 1e-3:
+            raise ValueError("fractions must be >= 0 and sum to 1")
         return self
 
 
@@ -168,6 +197,10 @@ class ModelManifest(StrictModel):
     input_stats: InputStats | None = Field(
         default=None,
         description="Ranges of the training images' statistics; frames outside are uncertain",
+    )
+    score_reference: ScoreReference | None = Field(
+        default=None,
+        description="Distribution of the top-1 score on held-out data; the cloud's drift reference",
     )
     output: str = Field(default="output", min_length=1, description="ONNX output name")
     output_kind: Literal["probs", "logits", "score"] = Field(

@@ -152,6 +152,11 @@ def test_train_export_quantize_evaluate_on_simulator_data(
     assert p8.manifest.name == "machine-anomaly-int8"
     assert p8.manifest.input == p32.manifest.input
     assert p8.manifest.labels == ("normal", "anomaly")
+    for pkg in (p32, p8):  # the drift reference: quantile bins of normal val scores
+        ref = pkg.manifest.score_reference
+        assert ref is not None
+        assert ref.samples == meta["metrics"]["val_windows"]
+        assert max(ref.fractions) < 0.2
 
     report = tmp_path / "report"
     assert anomaly.evaluate([fp32, int8], data, report) == 0

@@ -39,9 +39,15 @@ def test_train_export_quantize_tiny(tmp_path):
     probs = predict(session(pkg.onnx_path), x)
     assert probs.shape == (2, len(m.labels))
     assert np.allclose(probs.sum(1), 1.0, atol=1e-4)  # softmax is inside the graph
+    val_images = len(list((data / "val").rglob("*.png")))
+    assert m.score_reference is not None
+    assert m.score_reference.samples == val_images
 
     assert vision.quantize(tmp_path / "fp32", data, tmp_path / "int8", method="minmax") == 0
-    assert load_package(tmp_path / "int8").manifest.precision == "int8"
+    int8 = load_package(tmp_path / "int8").manifest
+    assert int8.precision == "int8"
+    assert int8.score_reference is not None
+    assert "INT8" in int8.score_reference.source  # measured on the INT8 model, not copied
 
     # Training again into the same run folder continues from its weights.
     assert vision.train(data, run, task="classifier", epochs=1, seed=1) == 0

@@ -57,6 +57,10 @@ def test_quantize_minmax_writes_an_int8_package(data, tmp_path):
     assert pkg.manifest.labels == fp32.labels
     assert pkg.manifest.bytes * 3 < fp32.bytes
     assert 0.0 <= pkg.manifest.metrics["minmax_agreement"] <= 1.0
+    ref = pkg.manifest.score_reference
+    assert ref is not None
+    assert ref.samples == len(list((data / "base" / "val").rglob("*.png")))
+    assert "INT8" in ref.source
     calib = json.loads((out / "calibration.json").read_text())
     assert calib["chosen"] == "minmax"
     assert list(calib["methods"]) == ["minmax"]
