@@ -7,35 +7,16 @@ __all__ = ["CachedPartitioner", "ensure_topics", "kafka_options", "make_producer
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner
 
 from cloud_stream.bridge.config import BridgeConfig
+from cloud_stream.kafka_conn import ensure_topics as create_missing
+from cloud_stream.kafka_conn import kafka_options as shared_options
 
 
 def kafka_options(config: BridgeConfig) -> dict[str, Any]:
     """Connection options shared by the producer and the admin client."""
-    k = config.kafka
-    opts: dict[str, Any] = {
-        "bootstrap_servers": k.bootstrap_servers,
-        "client_id": f"edgeloop-{config.instance}",
-        "security_protocol": k.security_protocol,
-    }
-    if k.sasl_mechanism:
-        opts.update(
-            sasl_mechanism=k.sasl_mechanism,
-            sasl_plain_username=k.sasl_username,
-            sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
-        )
-    if k.tls is not None:
-        opts.update(
-            ssl_cafile=k.tls.ca_file,
-            ssl_certfile=k.tls.cert_file,
-            ssl_keyfile=k.tls.key_file,
-            ssl_check_hostname=not k.tls.insecure,
-        )
-    return opts
+    return shared_options(config.kafka, f"edgeloop-{config.instance}")
 
 
 class CachedPartitioner(DefaultPartitioner):  # type: ignore[misc]
@@ -101,25 +82,10 @@ def make_producer(config: BridgeConfig) -> KafkaProducer:
 def ensure_topics(config: BridgeConfig) -> list[str]:
     """Create the mapped topics and the DLQ if missing; return those created."""
     p = config.producer
-    names = sorted({*config.topic_map.values(), config.dlq_topic})
-    admin = KafkaAdminClient(**kafka_options(config))
-    try:
-        existing = set(admin.list_topics())
-        created = []
-        for name in (n for n in names if n not in existing):
-            try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            name,
-                            num_partitions=p.partitions,
-                            replication_factor=p.replication_factor,
-                        )
-                    ]
-                )
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass
-        return created
-    finally:
-        admin.close()
+    return create_missing(
+        config.kafka,
+        {*config.topic_map.values(), config.dlq_topic},
+        partitions=p.partitions,
+        replication_factor=p.replication_factor,
+        client_id=f"edgeloop-{config.instance}",
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from cloud_stream.bridge.config import BridgeConfig
 from pipeline.errors import SchemaError, TopicError
 from pipeline.schemas import DeadLetterMetaV1, FrameMetaV1, decode, from_properties, now_ns
-from pipeline.schemas.dlq import DlqReason
+from pipeline.schemas.dlq import DlqReason, dlq_headers
 from pipeline.topics import MqttAddress, Stream, check_id, parse_mqtt_topic
 
 Headers = list[tuple[str, bytes]]
@@ -71,7 +71,7 @@ def _dead(
         received_ts=now_ns(),
         size=len(payload),
     )
-    headers = [(f"dlq.{k}", str(v).encode()) for k, v in meta.model_dump().items()]
+    headers = dlq_headers(meta)
     return DeadLetter(
         topic=config.dlq_topic,
         key=(key or "unknown").encode(),

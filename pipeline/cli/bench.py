@@ -13,6 +13,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("pipeline.bench.codec", "message validation vs bare json.loads"),
     "bridge": ("cloud_stream.bridge.bench", "MQTT->Kafka bridge vs mosquitto_sub | kcat"),
     "edge": ("edge_node.bench", "INT8 vs FP32, decision latency, routing, upstream bytes"),
+    "cloud": ("cloud_stream.worker.bench", "slow path, InfluxDB sink and alert latency vs raw"),
     "outbox": ("edge_node.publish.bench", "outbox puts/acks per second; publish rate vs bare paho"),
 }
 

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("edge_node.cli", "run an edge node, check its config, or export simulator data"),
     "models": ("cloud_stream.training.cli", "train, export, quantize and evaluate models"),
     "bridge": ("cloud_stream.bridge.cli", "run the MQTT-to-Kafka bridge"),
+    "cloud": ("cloud_stream.worker.cli", "run a cloud stream worker (Faust) or check its config"),
+    "alerts": ("cloud_stream.ops.alerts_cli", "list alerts from InfluxDB"),
+    "fleet": ("cloud_stream.ops.fleet_cli", "list devices: model version, status, last seen"),
+    "datasets": ("cloud_stream.datasets.cli", "retraining datasets: snapshot, list, corrections"),
     "bench": ("pipeline.cli.bench", "run a benchmark; prints JSON with an in-run baseline"),
 }
 

@@ -6,7 +6,7 @@ this metadata travels in the record headers (``dlq.*``).
 
 from __future__ import annotations
 
-__all__ = ["DeadLetterMetaV1", "DlqReason"]
+__all__ = ["DeadLetterMetaV1", "DlqReason", "dlq_headers"]
 
 from typing import Literal
 
@@ -37,3 +37,8 @@ class DeadLetterMetaV1(StrictModel):
     component: str = Field(max_length=128, description="Who rejected it, e.g. bridge-1")
     received_ts: TimestampNs
     size: int = Field(ge=0, description="Bytes of the original payload")
+
+
+def dlq_headers(meta: DeadLetterMetaV1) -> list[tuple[str, bytes]]:
+    """The record headers of a dead letter: every metadata field as ``dlq.<name>``."""
+    return [(f"dlq.{k}", str(v).encode()) for k, v in meta.model_dump().items()]

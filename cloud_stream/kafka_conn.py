@@ -1,0 +1,120 @@
+"""Kafka connection settings shared by the bridge and the workers, and topic creation."""
+
+from __future__ import annotations
+
+__all__ = ["aiokafka_options", "ensure_topics", "kafka_options", "partition_counts"]
+
+from collections.abc import Iterable
+from typing import Any
+
+from pipeline.config.base import KafkaConfig
+from pipeline.errors import EdgeloopError
+
+
+def kafka_options(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
+    """kafka-python connection options (producer, consumer and admin client)."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": client_id,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        opts.update(
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username,
+            sasl_plain_password=(
+                kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+            ),
+        )
+    if kafka.tls is not None:
+        opts.update(
+            ssl_cafile=kafka.tls.ca_file,
+            ssl_certfile=kafka.tls.cert_file,
+            ssl_keyfile=kafka.tls.key_file,
+            ssl_check_hostname=not kafka.tls.insecure,
+        )
+    return opts
+
+
+def aiokafka_options(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
+    """The same settings for aiokafka clients (Faust's driver and the sink's consumer)."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": ",".join(kafka.bootstrap_servers),
+        "client_id": client_id,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        opts.update(
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username,
+            sasl_plain_password=(
+                kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+            ),
+        )
+    if kafka.tls is not None:
+        from aiokafka.helpers import create_ssl_context
+
+        ctx = create_ssl_context(
+            cafile=kafka.tls.ca_file, certfile=kafka.tls.cert_file, keyfile=kafka.tls.key_file
+        )
+        ctx.check_hostname = not kafka.tls.insecure
+        opts["ssl_context"] = ctx
+    return opts
+
+
+def _admin(kafka: KafkaConfig, client_id: str) -> Any:
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(**kafka_options(kafka, client_id))
+    except KafkaError as exc:
+        raise EdgeloopError(
+            f"cannot reach Kafka at {', '.join(kafka.bootstrap_servers)}: {exc}",
+            where="kafka.bootstrap_servers",
+            hint="is Kafka running? (edgeloop devstack status)",
+        ) from exc
+
+
+def ensure_topics(
+    kafka: KafkaConfig,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    client_id: str = "edgeloop-admin",
+) -> list[str]:
+    """Create the topics that are missing; return the names created."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _admin(kafka, client_id)
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for name in sorted(set(names) - existing):
+            try:
+                admin.create_topics([NewTopic(name, partitions, replication_factor)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def partition_counts(
+    kafka: KafkaConfig, names: Iterable[str], *, client_id: str = "edgeloop-admin"
+) -> dict[str, int]:
+    """Number of partitions of each existing topic among ``names``."""
+    admin = _admin(kafka, client_id)
+    try:
+        wanted = sorted(set(names))
+        described = admin.describe_topics(wanted)
+        return {
+            t.get("name", t.get("topic")): len(t["partitions"])
+            for t in described
+            if t.get("error_code", 0) == 0 and t.get("partitions")
+        }
+    finally:
+        admin.close()
