@@ -51,15 +51,37 @@ def _seen(row: FleetRow, ts: int) -> None:
     row["changed_ns"] = max(int(row["changed_ns"]), ts)
 
 
+def _apply_status(row: FleetRow, msg: StatusV1) -> None:
+    row["state"] = msg.state
+    row["software"] = msg.software
+    if msg.models:
+        row["model"] = ",".join(f"{m.name}@{m.version}" for m in msg.models)
+
+
 def observe_status(row: FleetRow | None, msg: StatusV1) -> FleetRow:
-    """A status message: state, software, models. An older status does not win."""
+    """A status message: state, software, models.
+
+    An older status does not win, except the last will of the current connection
+    (an ``offline`` status older than the current status but newer than the one
+    before it).
+    """
     out = _row(row, msg.site, msg.device)
-    if msg.ts >= int(out.get("status_ts", 0)):
+    last = int(out.get("status_ts", 0))
+    if msg.ts >= last:
+        out["status_prev_ts"] = last
         out["status_ts"] = msg.ts
-        out["state"] = msg.state
-        out["software"] = msg.software
-        if msg.models:
-            out["model"] = ",".join(f"{m.name}@{m.version}" for m in msg.models)
+        _apply_status(out, msg)
+    elif (
+        msg.state == "offline"
+        and out["state"] != "offline"
+        and msg.ts > int(out.get("status_prev_ts", 0))
+    ):
+        # An MQTT last will carries the time of the connect it was set at, so it is
+        # older than that connection's online status, yet it ends that connection.
+        # It is newer than the status before that online one; a stale offline is not.
+        _apply_status(out, msg)
+        # The row's point must come after the one it replaces (readers take the last).
+        out["changed_ns"] = max(int(out["changed_ns"]) + 1, msg.ts)
     if msg.state != "offline":  # the last will is the broker speaking, not the device
         _seen(out, msg.ts)
     else:

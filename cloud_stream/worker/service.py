@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["build_components", "input_partitions", "run_worker"]
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,21 @@ def run_worker(config: CloudConfig, *, base: Path | None = None) -> int:
     c = build_components(config, base=base)
     app, dead = build_app(c)
     services = [_sink_service(c, dead)] if config.agents.sink else []
+    ready = threading.Event()
+
+    class Worker(faust.Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            ready.set()
+            logger.info("worker %s ready", config.instance)
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        ok = ready.is_set() and not app.rebalancing
+        return ok, {"ready": ready.is_set(), "rebalancing": bool(app.rebalancing)}
+
     status = None
     if config.metrics.enabled:
-        status = StatusServer(
-            config.metrics.host, config.metrics.port, c.metrics.render, lambda: (True, {})
-        )
+        status = StatusServer(config.metrics.host, config.metrics.port, c.metrics.render, health)
         status.start()
         logger.info("metrics on http://%s:%d/metrics", config.metrics.host, status.port)
     logger.info(
@@ -156,7 +167,7 @@ def run_worker(config: CloudConfig, *, base: Path | None = None) -> int:
         len(c.evaluators),
         ",".join(k for k, v in config.agents.model_dump().items() if v),
     )
-    worker = faust.Worker(
+    worker = Worker(
         app,
         *services,
         loglevel=config.logging.level,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud_stream.slowpath.registry import ModelRegistry
+from cloud_stream.slowpath.registry import ANY_MODEL, ModelRegistry
 from cloud_stream.slowpath.teacher import CorruptFrame, Teacher
 from cloud_stream.slowpath.verdicts import build_verdict
 from cloud_stream.worker.config import SlowPathConfig
@@ -26,6 +26,8 @@ from pipeline.modelpkg import ModelPackage
 from pipeline.schemas import FrameMetaV1, ModelRef, VerdictV1
 
 logger = logging.getLogger(__name__)
+
+_ANY_STANDIN = "any-other-model"
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class SlowPath:
         refs = self._registry.refs()
         for edge_name in self._config.teachers:
             known = [r for r in refs if r.name == edge_name]
-            for ref in known or [ModelRef(name=edge_name, version="0.0.0", sha256="0" * 64)]:
+            # '*' is not a model name: stand in for it with a name the map does not hold.
+            name = _ANY_STANDIN if edge_name == ANY_MODEL else edge_name
+            for ref in known or [ModelRef(name=name, version="0.0.0", sha256="0" * 64)]:
                 self._load(self._registry.teacher_for(ref, self._config.teachers), edge_name)
 
     def teacher(self, meta: FrameMetaV1) -> Teacher:

@@ -285,3 +285,53 @@ def publisher(devstack: Devstack) -> Iterator[Any]:
     pub = Publisher(host, port)
     yield pub
     pub.close()
+
+
+# --- cloud worker -----------------------------------------------------------------
+@pytest.fixture
+def cloud_settings(
+    devstack: Devstack, unique: str, influx_bucket: str, tmp_path: Any
+) -> dict[str, Any]:
+    """Cloud worker config as a dict: the bridge's topics (bridge_settings), this test's
+    own app id, bucket, state and dataset folders, fast ticks and flushes."""
+    from tests.integration.helpers import free_port
+
+    return {
+        "app_id": f"{unique}-cloud",
+        "instance": f"{unique}-w1",
+        "kafka": {"bootstrap_servers": [devstack.kafka_bootstrap]},
+        "influx": {"bucket": influx_bucket},
+        "topics": {
+            "results": f"{unique}.results",
+            "frames": f"{unique}.frames",
+            "telemetry": f"{unique}.telemetry",
+            "status": f"{unique}.status",
+            "verdicts": f"{unique}.verdicts",
+            "alerts": f"{unique}.alerts",
+            "dlq": f"{unique}.dlq",
+        },
+        "partitions": 4,
+        "state_dir": str(tmp_path / "state"),
+        "datasets": {"root": str(tmp_path / "datasets"), "name": "conveyor"},
+        "audit": {"tick_s": 1, "publish_every_s": 2, "window_s": 600, "step_s": 60},
+        "sink": {"flush_s": 0.5, "alert_flush_s": 0.1, "retry_initial_s": 0.2, "retry_max_s": 1},
+        "metrics": {"enabled": True, "port": free_port()},
+        "logging": {"level": "INFO"},
+    }
+
+
+@pytest.fixture
+def worker_process_factory(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Cloud workers as child processes (`edgeloop cloud worker`), stopped after the test."""
+    from tests.integration.helpers import WorkerProcess
+
+    made: list[WorkerProcess] = []
+
+    def make(settings: dict[str, Any]) -> WorkerProcess:
+        proc = WorkerProcess(settings, tmp_path)
+        made.append(proc)
+        return proc
+
+    yield make
+    for p in made:
+        p.stop()

@@ -95,19 +95,30 @@ def drain(
     return records
 
 
-class BridgeProcess:
-    """``edgeloop bridge run`` as a real child process, for kill -9 tests."""
+class ServiceProcess:
+    """An ``edgeloop`` service as a real child process, for kill -9 tests.
+
+    Subclasses name the command and where its health endpoint is.
+    """
+
+    command: tuple[str, ...] = ()
+    name_key = "instance"
 
     def __init__(self, config: dict[str, Any], workdir: Path):
         self.config = config
-        self.path = workdir / f"{config['instance']}.yaml"
+        name = config[self.name_key]
+        self.path = workdir / f"{name}.yaml"
         self.path.write_text(yaml.safe_dump(config))
-        self.log = workdir / f"{config['instance']}.log"
+        self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.config['health']['port']}/healthz"
+        raise NotImplementedError
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['metrics']['port']}/metrics"
 
     def start(self, timeout: float = 60) -> None:
         with self.log.open("ab") as log:
@@ -116,8 +127,7 @@ class BridgeProcess:
                     sys.executable,
                     "-m",
                     "pipeline.cli.main",
-                    "bridge",
-                    "run",
+                    *self.command,
                     "--config",
                     str(self.path),
                 ],
@@ -132,7 +142,7 @@ class BridgeProcess:
             if self.healthy():
                 return
             time.sleep(0.2)
-        raise AssertionError(f"bridge not healthy: {self.log.read_text()[-3000:]}")
+        raise AssertionError(f"{self.command[0]} not healthy: {self.log.read_text()[-3000:]}")
 
     def healthy(self) -> bool:
         try:
@@ -142,9 +152,18 @@ class BridgeProcess:
             return False
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.config['metrics']['port']}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        with urllib.request.urlopen(self.metrics_url, timeout=2) as resp:
             return resp.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels`` (0 when none)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -160,3 +179,23 @@ class BridgeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+class BridgeProcess(ServiceProcess):
+    """``edgeloop bridge run``."""
+
+    command = ("bridge", "run")
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['health']['port']}/healthz"
+
+
+class WorkerProcess(ServiceProcess):
+    """``edgeloop cloud worker``; healthy once Faust has its partitions and tables."""
+
+    command = ("cloud", "worker")
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['metrics']['port']}/healthz"
