@@ -7,6 +7,7 @@ survive a JSON round trip, as a changelog-backed table needs.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -23,15 +24,11 @@ from cloud_stream.worker.records import Record
 from pipeline.schemas import AlertV1, ModelRef, decode, encode
 from pipeline.schemas.base import StrictModel
 
-_REGISTRY: ModelRegistry | None = None
 
-
+@functools.cache
 def registry() -> ModelRegistry:
     """One registry of the built-in packages for the whole session (they are read-only)."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = ModelRegistry()
-    return _REGISTRY
+    return ModelRegistry()
 
 
 def builtin_ref(name: str) -> ModelRef:

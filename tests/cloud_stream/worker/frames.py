@@ -67,9 +67,7 @@ def frame_headers(meta: FrameMetaV1, *, trace: bool = True) -> list[tuple[str, b
     return [*TRACE_HEADERS, *pairs] if trace else pairs
 
 
-def frame_record(
-    data: bytes, meta: FrameMetaV1, *, offset: int = 0, headers: Any = None
-) -> Record:
+def frame_record(data: bytes, meta: FrameMetaV1, *, offset: int = 0, headers: Any = None) -> Record:
     """A record of ``edgeloop.frames``."""
     return Record(
         "edgeloop.frames",

@@ -88,7 +88,8 @@ def test_a_result_updates_the_fleet_row() -> None:
     row = h.tables.fleet["cam-01"]
     assert row["results"] == 1
     assert row["last_seen_ns"] == T0
-    assert row["esc_n"] == 1.0 and row["esc_w"] == 1.0
+    assert row["esc_n"] == 1.0
+    assert row["esc_w"] == 1.0
 
 
 def test_a_result_of_a_model_with_a_score_reference_updates_the_score_shift() -> None:
@@ -101,8 +102,10 @@ def test_a_result_of_a_model_with_a_score_reference_updates_the_score_shift() ->
     assert list(h.tables.audit) == [key]
     shift = ScoreShift.from_state(h.tables.audit[key])
     value, n = shift.psi(T0 + 4 * NS)
-    assert n == 4 and value is not None
-    assert shift.device == "cam-01" and shift.model_version == ref.version
+    assert n == 4
+    assert value is not None
+    assert shift.device == "cam-01"
+    assert shift.model_version == ref.version
 
 
 def test_a_result_of_an_unknown_model_has_no_score_shift() -> None:
@@ -125,8 +128,12 @@ def test_device_defect_rule_fires_an_alert() -> None:
     assert alert.scope == "device"
     assert alert.value == pytest.approx(1.0)
     assert any(k.startswith("defects_dev|") for k in h.tables.rules)
-    assert metric(h.components.metrics, "edgeloop_worker_alerts_total", rule="defects_dev",
-                  state="firing") == 1
+    assert (
+        metric(
+            h.components.metrics, "edgeloop_worker_alerts_total", rule="defects_dev", state="firing"
+        )
+        == 1
+    )
     assert h.fake("by_line").sent == []  # no line rules: nothing re-keyed
 
 
@@ -185,7 +192,8 @@ def test_a_verdict_updates_the_agreement_audit_and_drift_rule() -> None:
     audit = AgreementAudit.from_state(h.tables.audit[key])
     assert audit.per_class(T0 + 3 * NS) == {"dent": (0, 1), "ok": (1, 2)}
     [alert] = h.fake("alerts").alerts()
-    assert alert.rule == "agreement_low" and alert.state == "firing"
+    assert alert.rule == "agreement_low"
+    assert alert.state == "firing"
     assert alert.value == pytest.approx(1 / 3)
 
 
@@ -251,8 +259,9 @@ def test_guarded_dead_letters_a_handler_error_and_goes_on() -> None:
     assert headers["dlq.component"] == b"edgeloop-cloud/worker-1/on_results"
     m = h.components.metrics
     assert metric(m, "edgeloop_worker_errors_total", agent="on_results") == 1
-    assert metric(m, "edgeloop_worker_dlq_total", agent="on_results",
-                  reason="processing_error") == 1
+    assert (
+        metric(m, "edgeloop_worker_dlq_total", agent="on_results", reason="processing_error") == 1
+    )
     assert metric(m, "edgeloop_worker_processed_total", agent="on_results") == 0
 
 

@@ -21,7 +21,8 @@ def _roundtrip(row: fleet.FleetRow) -> fleet.FleetRow:
 
 def test_a_first_status_makes_a_row() -> None:
     row = fleet.observe_status(None, status(1, T0, "online", models=[MODEL], software="0.3.1"))
-    assert row["site"] == "plant-a" and row["device"] == "cam-01"
+    assert row["site"] == "plant-a"
+    assert row["device"] == "cam-01"
     assert row["state"] == "online"
     assert row["software"] == "0.3.1"
     assert row["model"] == "conveyor-int8@1.2.0"
@@ -159,7 +160,8 @@ def test_rows_survive_a_json_round_trip_at_every_step() -> None:
     assert row["outbox_depth"] == 3.0
     assert row["last_seen_ns"] == T0 + 3 * NS
     rate = fleet.escalation_rate(row)
-    assert rate is not None and 0.49 < rate < 0.5  # the older uncertain one decayed a little
+    assert rate is not None
+    assert 0.49 < rate < 0.5
 
 
 def test_observing_does_not_mutate_the_stored_row() -> None:

@@ -59,7 +59,8 @@ def test_a_valid_message_of_the_wrong_type_on_a_topic_is_invalid() -> None:
     with pytest.raises(SchemaError) as info:
         decode_json(_rec(encode(status(1, T0, "online"))), expect=ResultV1)
     assert info.value.reason == "invalid"
-    assert "'status'" in info.value.message and "'result'" in info.value.message
+    assert "'status'" in info.value.message
+    assert "'result'" in info.value.message
     assert "edgeloop.results" in info.value.message
 
 
@@ -97,7 +98,8 @@ def test_a_size_other_than_announced_is_a_corrupt_frame(picture: bytes) -> None:
     with pytest.raises(SchemaError) as info:
         decode_frame(frame_record(cut, meta))
     assert info.value.reason == "corrupt_frame"
-    assert str(len(picture)) in info.value.message and str(len(cut)) in info.value.message
+    assert str(len(picture)) in info.value.message
+    assert str(len(cut)) in info.value.message
 
 
 def test_a_frame_without_end_marker_is_corrupt(picture: bytes) -> None:
@@ -133,9 +135,7 @@ def test_headers_without_a_type_are_an_unknown_type(picture: bytes) -> None:
 
 
 def test_frame_headers_with_a_bad_field_are_invalid(picture: bytes) -> None:
-    headers = [
-        (k, b"-5" if k == "width" else v) for k, v in frame_headers(frame_meta(picture))
-    ]
+    headers = [(k, b"-5" if k == "width" else v) for k, v in frame_headers(frame_meta(picture))]
     with pytest.raises(SchemaError) as info:
         decode_frame(frame_record(picture, frame_meta(picture), headers=headers))
     assert info.value.reason == "invalid"

@@ -147,13 +147,16 @@ def test_undecodable_records_are_dead_lettered_and_still_committed(
     _add_all(s, batch, [(TP0, _cr(TP0, 20, value)), (TP0, _cr(TP0, 21, encode(result(1, T0))))])
     [(record, got, detail)] = dead.calls
     assert got == reason
-    assert record.offset == 20 and record.topic == "edgeloop.results"
+    assert record.offset == 20
+    assert record.topic == "edgeloop.results"
     assert f"[{reason}]" in detail
-    assert len(batch.lines) == 1 and batch.origin[0].offset == 21
+    assert len(batch.lines) == 1
+    assert batch.origin[0].offset == 21
     assert batch.offsets == {TP0: 22}  # the dead letter is sent before the commit
     assert batch.records == 2
-    assert metric(s._metrics, "edgeloop_worker_sink_rejected_total", stream="bulk",
-                  reason=reason) == 1
+    assert (
+        metric(s._metrics, "edgeloop_worker_sink_rejected_total", stream="bulk", reason=reason) == 1
+    )
 
 
 def _ota_report() -> OtaReportV1:
@@ -199,7 +202,8 @@ def test_a_message_type_without_points_is_a_processing_error(message: Any) -> No
     assert record.offset == 3
     assert detail.startswith("cannot store: no InfluxDB points for")
     assert type(message).__name__ in detail
-    assert batch.lines == [] and batch.offsets == {TP0: 4}
+    assert batch.lines == []
+    assert batch.offsets == {TP0: 4}
 
 
 # --- writing and committing ---------------------------------------------------------------------
@@ -255,7 +259,8 @@ def test_rejected_lines_are_dead_lettered_with_their_record_then_committed() -> 
 
     asyncio.run(go())
     [(record, reason, detail)] = dead.calls
-    assert record.offset == 101 and record.topic == "edgeloop.results"
+    assert record.offset == 101
+    assert record.topic == "edgeloop.results"
     assert reason == "invalid"
     assert "field type conflict" in detail
     assert consumer.commits == [{TP0: 103, TP1: 8}]
@@ -380,7 +385,8 @@ def test_run_writes_batches_and_commits_them(monkeypatch: pytest.MonkeyPatch) ->
         return consumer
 
     consumer = asyncio.run(go())
-    assert consumer.started and consumer.stopped
+    assert consumer.started
+    assert consumer.stopped
     assert consumer.subscribed == ["edgeloop.results", "edgeloop.status"]
     assert consumer.options["group_id"] == "edgeloop-cloud-sink"
     assert consumer.options["enable_auto_commit"] is False

@@ -62,10 +62,14 @@ def test_verdicts_for_a_batch_in_input_order(slow: SlowPath, pictures: list[byte
         v = j.verdict
         assert isinstance(v, VerdictV1), j.detail
         assert j.reason is None
-        assert v.frame_id == meta.id and v.result_id == meta.result_id
-        assert v.device == meta.device and v.ts == meta.ts and v.seq == meta.seq
+        assert v.frame_id == meta.id
+        assert v.result_id == meta.result_id
+        assert v.device == meta.device
+        assert v.ts == meta.ts
+        assert v.seq == meta.seq
         assert v.edge_model == meta.model
-        assert v.edge_label == meta.label and v.edge_score == meta.score
+        assert v.edge_label == meta.label
+        assert v.edge_score == meta.score
         assert v.teacher_model == teacher
         assert v.teacher_label in LABELS
         assert set(v.teacher_probs) == LABELS
@@ -77,7 +81,8 @@ def test_verdicts_for_a_batch_in_input_order(slow: SlowPath, pictures: list[byte
 def test_the_same_frame_gets_the_same_verdict(slow: SlowPath, pictures: list[bytes]) -> None:
     frame = _frame(pictures[3], 3)
     one, two = slow.judge([frame]), slow.judge([frame, _frame(pictures[0], 4)])
-    assert one[0].verdict is not None and two[0].verdict is not None
+    assert one[0].verdict is not None
+    assert two[0].verdict is not None
     assert one[0].verdict.id == two[0].verdict.id
     assert one[0].verdict.teacher_probs == two[0].verdict.teacher_probs
 
@@ -104,7 +109,8 @@ def test_bad_frames_get_a_reason_and_the_rest_a_verdict(
         "corrupt_frame",
         None,
     ]
-    assert judged[0].verdict is not None and judged[4].verdict is not None
+    assert judged[0].verdict is not None
+    assert judged[4].verdict is not None
     assert all(j.verdict is None for j in judged[1:4])
     assert "cannot be decoded" in judged[1].detail
     assert "no teacher configured for edge model 'mystery-model'" in judged[2].detail
@@ -116,7 +122,8 @@ def test_a_catch_all_teacher_judges_unnamed_models(pictures: list[bytes]) -> Non
     sp.preload()
     mystery = ModelRef(name="mystery-model", version="1.0.0", sha256="ef" * 32)
     [j] = sp.judge([_frame(pictures[0], 1, model=mystery)])
-    assert j.verdict is not None and j.verdict.edge_model == mystery
+    assert j.verdict is not None
+    assert j.verdict.edge_model == mystery
 
 
 def test_preload_loads_each_teacher_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,9 +188,7 @@ def _agents(slow: SlowPath) -> Any:
     return h
 
 
-def test_the_agent_sends_verdicts_and_dead_letters(
-    slow: SlowPath, pictures: list[bytes]
-) -> None:
+def test_the_agent_sends_verdicts_and_dead_letters(slow: SlowPath, pictures: list[bytes]) -> None:
     h = _agents(slow)
     good = [_frame(p, i + 1)[0] for i, p in enumerate(pictures[:3])]
     meta = frame_meta(pictures[4], 9)
@@ -204,9 +209,7 @@ def test_the_agent_sends_verdicts_and_dead_letters(
         undecodable.value: b"corrupt_frame",
     }
     m = h.components.metrics
-    assert sum(
-        metric(m, "edgeloop_worker_verdicts_total", agree=a) for a in ("true", "false")
-    ) == 3
+    assert sum(metric(m, "edgeloop_worker_verdicts_total", agree=a) for a in ("true", "false")) == 3
     assert metric(m, "edgeloop_worker_processed_total", agent="slowpath") == 6
 
 
@@ -233,4 +236,3 @@ def test_a_failing_batch_is_dead_lettered_and_the_agent_goes_on(
     assert dict(dead[0].headers)["dlq.detail"] == b"RuntimeError: teacher crashed"
     assert len(h.fake("verdicts").sent) == 1
     assert metric(h.components.metrics, "edgeloop_worker_errors_total", agent="slowpath") == 1
-

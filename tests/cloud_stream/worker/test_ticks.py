@@ -209,12 +209,14 @@ def test_fleet_and_drift_points_are_written_per_partition(monkeypatch: pytest.Mo
     now = T0 + 10 * NS
     _tick(h, PA, now)
     [fleet_line] = _lines(writer, "fleet")
-    assert f"device={A}" in fleet_line and f"device={B}" not in fleet_line
+    assert f"device={A}" in fleet_line
+    assert f"device={B}" not in fleet_line
     assert 'state="online"' in fleet_line
     assert "results=4i" in fleet_line
     assert fleet_line.endswith(f" {T0 + 5 * NS}")  # the last result changed the row
     drift = _lines(writer, "drift")
-    assert drift and all(f"device={A}," in line for line in drift)
+    assert drift
+    assert all(f"device={A}," in line for line in drift)
     assert all(line.endswith(f" {now}") for line in drift)
     assert any("psi=" in line and "results=4i" in line for line in drift)
     assert any("agreement=1" in line and "verdicts=1i" in line for line in drift)
