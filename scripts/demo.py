@@ -11,7 +11,10 @@ through each service and prints what came back:
 4. the bridge moving MQTT into Kafka, with a malformed payload going to the DLQ;
 5. an edge node (``edgeloop edge run``) on the simulated conveyor camera and
    motor: INT8 decisions, uncertain frames and telemetry through its outbox,
-   over MQTT and the bridge into Kafka.
+   over MQTT and the bridge into Kafka, where a cloud worker re-checks the
+   uploaded frames with the FP32 teacher, raises alerts, keeps dataset samples
+   and writes everything to InfluxDB; ``edgeloop alerts``, ``edgeloop fleet``
+   and ``edgeloop datasets snapshot`` show the result.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from influxdb_client import InfluxDBClient, Point, WritePrecision
@@ -29,6 +33,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pipeline.devstack import Devstack
 from pipeline.schemas import ModelRef, ResultV1, decode, encode, new_id, now_ns
 from pipeline.topics import Stream, mqtt_topic
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def step(n: int, text: str) -> None:
@@ -126,7 +132,11 @@ def main() -> int:
     bridged = _bridge_demo(stack, run)
     print(f"    {bridged}")
 
-    step(5, "an edge node: simulated camera + motor -> INT8 -> outbox -> MQTT -> bridge -> Kafka")
+    step(
+        5,
+        "an edge node: simulated camera + motor -> INT8 -> outbox -> MQTT -> bridge -> Kafka "
+        "-> cloud worker (teacher, alerts, datasets) -> InfluxDB",
+    )
     edge_ok, edge_summary = _edge_demo(stack, run)
     print(edge_summary)
 
@@ -218,7 +228,6 @@ def _edge_demo(stack: Devstack, run: str) -> tuple[bool, str]:
     import json
     import subprocess
     import tempfile
-    from pathlib import Path
 
     import yaml
 
@@ -245,7 +254,7 @@ def _edge_demo(stack: Devstack, run: str) -> tuple[bool, str]:
     )
     bridge.start()
     frames = 300
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _cloud_worker(stack, run, topics, Path(tmp)) as w:
         cfg = {
             "site": site,
             "device": "edge-01",
@@ -296,12 +305,13 @@ def _edge_demo(stack: Devstack, run: str) -> tuple[bool, str]:
             check=False,
         )
         took = time.monotonic() - t0
-    deadline = time.monotonic() + 30
-    while bridge.in_flight() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    bridge.stop()
-    if proc.returncode != 0:
-        return False, f"    edge node failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        deadline = time.monotonic() + 30
+        while bridge.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        bridge.stop()
+        if proc.returncode != 0:
+            return False, f"    edge node failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        cloud_ok, cloud_lines = w.report(site)
     records: dict[str, list[object]] = {}
     for stream, topic in topics.items():
         consumer = KafkaConsumer(
@@ -326,8 +336,156 @@ def _edge_demo(stack: Devstack, run: str) -> tuple[bool, str]:
         f"    Kafka {topics['telemetry']}: {len(records['telemetry'])} telemetry messages; "
         f"{topics['status']}: {len(records['status'])} status",
     ]
-    ok = len(vision) == frames and labels.get("anomaly", 0) > 0
-    return ok, "\n".join(lines)
+    ok = len(vision) == frames and labels.get("anomaly", 0) > 0 and cloud_ok
+    return ok, "\n".join(lines + cloud_lines)
+
+
+class _Worker:
+    """A cloud worker process on the demo's topics, and what it produced."""
+
+    def __init__(self, stack: Devstack, run: str, topics: dict[str, str], tmp: Path):
+        import subprocess
+
+        import yaml
+
+        self.stack = stack
+        self.topics = {
+            "results": topics["result"],
+            "frames": topics["frame"],
+            "telemetry": topics["telemetry"],
+            "status": topics["status"],
+            "verdicts": f"edgeloop.demo.{run}.verdicts",
+            "alerts": f"edgeloop.demo.{run}.alerts",
+            "dlq": f"edgeloop.demo.{run}.dlq",
+        }
+        self.datasets = tmp / "datasets"
+        self.port = _free_port()
+        cfg = {
+            "app_id": f"demo-cloud-{run}",
+            "instance": "demo-worker",
+            "kafka": {"bootstrap_servers": [stack.kafka_bootstrap]},
+            "topics": self.topics,
+            "state_dir": str(tmp / "state"),
+            "rules_file": str(REPO / "configs" / "alerts.example.yaml"),
+            "datasets": {"root": str(self.datasets)},
+            "audit": {"tick_s": 1, "publish_every_s": 2},
+            "metrics": {"enabled": True, "port": self.port},
+            "logging": {"level": "WARNING"},
+        }
+        path = tmp / "cloud.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.log = (tmp / "worker.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli.main", "cloud", "worker", "--config", str(path)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while not self._get("/healthz").startswith('{"ok": true'):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the cloud worker did not start; log: {tmp / 'worker.log'}")
+            time.sleep(0.5)
+
+    def _get(self, path: str) -> str:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return str(r.read().decode())
+        except urllib.error.HTTPError as exc:  # 503 while starting: its body says why
+            return str(exc.read().decode())
+        except OSError:
+            return ""
+
+    def metric(self, name: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in self._get("/metrics").splitlines()
+            if line.startswith(name)
+        )
+
+    def report(self, site: str) -> tuple[bool, list[str]]:
+        """Wait until the worker caught up, then show verdicts, alerts, fleet, dataset."""
+        import subprocess
+
+        frames = _count(self.stack, self.topics["frames"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.metric("edgeloop_worker_verdicts_total") >= frames:
+                break
+            time.sleep(0.5)
+        seen = self.metric("edgeloop_worker_derived_points_total")
+        while time.monotonic() < deadline:  # one more fleet/drift publication, with every row
+            if self.metric("edgeloop_worker_derived_points_total") > seen:
+                break
+            time.sleep(0.5)
+        time.sleep(1)  # the sink's last flush
+        agree = self.metric('edgeloop_worker_verdicts_total{agree="true"}')
+        verdicts = self.metric("edgeloop_worker_verdicts_total")
+        lines = [
+            f"    cloud worker: {int(verdicts)} teacher verdicts for {frames} uploaded frames "
+            f"({int(agree)} agree with the edge), "
+            f"{int(self.metric('edgeloop_worker_dataset_samples_total'))} dataset samples, "
+            f"{int(self.metric('edgeloop_worker_sink_points_total'))} InfluxDB points",
+        ]
+        for cmd in (
+            ["alerts", "--since", "15m", "--site", site],
+            ["fleet", "--site", site],
+            ["datasets", "snapshot", "--root", str(self.datasets), "--note", "demo"],
+        ):
+            out = subprocess.run(
+                [sys.executable, "-m", "pipeline.cli.main", *cmd],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            lines.append(f"    $ edgeloop {' '.join(cmd)}")
+            lines += [f"      {line}" for line in (out.stdout or out.stderr).splitlines()[:12]]
+        return verdicts >= frames, lines
+
+    def close(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except Exception:
+            self.proc.kill()
+        self.log.close()
+
+
+class _cloud_worker:  # noqa: N801 - used as a context manager, like a function
+    def __init__(self, stack: Devstack, run: str, topics: dict[str, str], tmp: Path):
+        self.args = (stack, run, topics, tmp)
+
+    def __enter__(self) -> _Worker:
+        self.worker = _Worker(*self.args)
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.close()
+
+
+def _count(stack: Devstack, topic: str) -> int:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    n = sum(1 for _ in consumer)
+    consumer.close()
+    return n
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

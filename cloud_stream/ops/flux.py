@@ -31,6 +31,10 @@ from typing import Literal
 #: Alert severities, least severe first.
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
+#: Points are stamped with the devices' clocks, which may run ahead of this one (or
+#: replay simulated time): look this far into the future too, not only up to now().
+FUTURE_SLACK = "1h"
+
 _SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\", "$"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DURATION = re.compile(r"(?:\d+[smhdw])+\Z")
@@ -144,7 +148,7 @@ def alerts_flux(query: AlertQuery) -> str:
     """The Flux of ``query``: one row per alert event, pivoted, newest first."""
     parts = [
         f"from(bucket: {flux_string(query.bucket)})",
-        f"  |> range(start: -{flux_duration(query.since)})",
+        f"  |> range(start: -{flux_duration(query.since)}, stop: {FUTURE_SLACK})",
         '  |> filter(fn: (r) => r._measurement == "alert")',
     ]
     if query.severities and not query.open_only:
@@ -180,7 +184,7 @@ def fleet_flux(bucket: str, *, since: timedelta, sites: Sequence[str] = ()) -> s
     """The Flux of ``edgeloop fleet``: the last value of every field, one row per device."""
     parts = [
         f"from(bucket: {flux_string(bucket)})",
-        f"  |> range(start: -{flux_duration(since)})",
+        f"  |> range(start: -{flux_duration(since)}, stop: {FUTURE_SLACK})",
         '  |> filter(fn: (r) => r._measurement == "fleet")',
     ]
     if sites:

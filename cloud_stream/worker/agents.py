@@ -256,6 +256,7 @@ class Agents:
         lines = self._fleet_lines(p, now) + self._drift_lines(p, now)
         if lines:
             await asyncio.get_running_loop().run_in_executor(None, writer.write, lines)
+            self.m.derived_points.inc(len(lines))
 
     def _fleet_lines(self, p: int, now: int) -> list[str]:
         lines = []

@@ -68,6 +68,11 @@ class WorkerMetrics:
             ["stream", "reason"],
             registry=r,
         )
+        self.derived_points = Counter(
+            "edgeloop_worker_derived_points",
+            "Fleet and drift points written to InfluxDB",
+            registry=r,
+        )
         self.devices = Gauge(
             "edgeloop_worker_fleet_devices", "Devices in this worker's fleet table", registry=r
         )

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import CommitFailedError
 from mode import Service
 
 from cloud_stream.kafka_conn import aiokafka_options
@@ -211,7 +212,14 @@ class SinkStream:
             if record is not None:
                 self._metrics.rejected(self.name, "invalid")
                 await self._dead(record, "invalid", f"InfluxDB rejected the point: {error}")
-        await self._consumer.commit(batch.offsets)
+        try:
+            await self._consumer.commit(batch.offsets)
+        except CommitFailedError as exc:
+            # A rebalance took the partitions away first. The points are written; the
+            # new owner reads these records again and rewrites the same points.
+            logger.warning(
+                "sink %s: commit after write failed (%s); records will be re-read", self.name, exc
+            )
         self._metrics.sunk(self.name, len(batch.lines) - len(outcome.rejected), batch.records)
 
 

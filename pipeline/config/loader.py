@@ -48,7 +48,8 @@ def _strip_tags(data: Any, loc: Path_) -> Path_:
     node = data
     for part in loc:
         if isinstance(node, dict):
-            if part not in node and isinstance(part, str) and node.get("type") == part:
+            tagged = part in (node.get("type"), node.get("kind"))
+            if part not in node and isinstance(part, str) and tagged:
                 continue  # the union tag, not a key of the file
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):

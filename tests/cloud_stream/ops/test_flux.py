@@ -129,7 +129,7 @@ def test_alerts_flux_plain():
     lines = _lines(alerts_flux(AlertQuery(bucket="edgeloop", since=timedelta(hours=1))))
     assert lines == [
         'from(bucket: "edgeloop")',
-        "|> range(start: -3600s)",
+        "|> range(start: -3600s, stop: 1h)",
         '|> filter(fn: (r) => r._measurement == "alert")',
         '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
         "|> group()",
@@ -207,7 +207,7 @@ def test_alert_query_validates(kwargs, message):
 def test_fleet_flux():
     lines = _lines(fleet_flux("edge loop", since=timedelta(days=30), sites=("plant-a",)))
     assert lines[0] == 'from(bucket: "edge loop")'
-    assert lines[1] == "|> range(start: -2592000s)"
+    assert lines[1] == "|> range(start: -2592000s, stop: 1h)"
     assert '|> filter(fn: (r) => r._measurement == "fleet")' in lines
     assert '|> filter(fn: (r) => r.site == "plant-a")' in lines
     assert lines.index("|> last()") < lines.index(
