@@ -57,6 +57,12 @@ step "quantize to INT8 (auto: every calibration method, keep the best on val)"
 el models quantize --package "$BUILTIN/conveyor-fp32" --data "$DATA/base" \
     --out "$BUILTIN/conveyor-int8" --method auto
 
+step "drift reference: score distribution on frames at the cameras' 640x480 (the cloud's PSI)"
+[ -d "$DATA/ref640" ] || el edge simulate conveyor --out "$DATA/ref640" --count 8000 --size 640 \
+    --seed 101
+el models reference "$BUILTIN/conveyor-fp32" --data "$DATA/ref640" --split val
+el models reference "$BUILTIN/conveyor-int8" --data "$DATA/ref640" --split val
+
 step "evaluate: test split and every drift condition"
 el models evaluate --package "$BUILTIN/conveyor-fp32" --package "$BUILTIN/conveyor-int8" \
     --package "$BUILTIN/conveyor-teacher" --data "$DATA" --out "$REPORT"

@@ -83,14 +83,20 @@ class ScoreReferenceError(EdgeloopError):
 def as_probs(outputs: np.ndarray, output_kind: str) -> np.ndarray:
     """Class probabilities (N, classes) float64 from a classifier's raw outputs.
 
-    ``logits`` go through a (numerically stable) softmax; ``probs`` are used as they
-    are. This is how the edge runtime reads a manifest's ``output_kind`` too.
+    ``logits`` go through a (numerically stable) softmax; ``probs`` are clipped to
+    [0, 1] and renormalised to sum to 1 (INT8 outputs are multiples of 1/255 and do
+    not quite sum to 1). This is exactly how the edge runtime reads them, so the
+    reference and the scores in results are the same quantity.
     """
     x = np.asarray(outputs, np.float64)
     if output_kind == "logits":
         x = np.exp(x - x.max(axis=1, keepdims=True))
         x /= x.sum(axis=1, keepdims=True)
-    return x
+        return x
+    x = np.clip(x, 0.0, 1.0)
+    total = x.sum(axis=1, keepdims=True)
+    uniform = np.full_like(x, 1.0 / max(1, x.shape[1]))
+    return np.where(total > 0, x / np.where(total > 0, total, 1.0), uniform)
 
 
 def histogram_reference(

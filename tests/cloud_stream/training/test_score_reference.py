@@ -124,3 +124,16 @@ def test_reference_without_the_split_is_an_error(tmp_path):
     export_dataset(tmp_path, count=6, seed=3, condition=None, width=160)  # all in train
     with pytest.raises(TrainingDataError, match="no test images"):
         compute_reference(builtin_package("conveyor-fp32"), tmp_path, split="test")
+
+
+def test_probs_are_renormalised_as_the_edge_reads_them():
+    """INT8 outputs are multiples of 1/255 that do not sum to 1; the edge clips and
+    renormalises them, so the reference must too (else 1.0 scores look like drift)."""
+    from cloud_stream.training.score_reference import as_probs
+
+    raw = np.array([[254 / 255, 0.0, 0.0], [0.5, 0.25, -0.01], [0.0, 0.0, 0.0]])
+    p = as_probs(raw, "probs")
+    assert p.sum(axis=1) == pytest.approx([1.0, 1.0, 1.0])
+    assert p[0, 0] == pytest.approx(1.0), "a lone 254/255 is a certain 1.0 for the edge"
+    assert p[1].tolist() == pytest.approx([2 / 3, 1 / 3, 0.0])
+    assert p[2].tolist() == pytest.approx([1 / 3] * 3), "all-zero output: uniform"
