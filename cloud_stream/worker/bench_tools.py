@@ -18,16 +18,19 @@ __all__ = [
     "create_topics",
     "frame_record",
     "metric_total",
+    "mqtt_client",
     "produce",
     "sink_results",
 ]
 
+import logging
 import os
 import random
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -304,6 +307,11 @@ def produce(bootstrap: str, topic: str, items: Iterable[KafkaItem]) -> int:
         batch_size=256 * 1024,
         max_request_size=8 << 20,
     )
+    # Its I/O thread shares the GIL with this send loop and warns that it is "blocking
+    # the event loop"; harmless here (the loop is ours and nothing else waits on it).
+    selector_log = logging.getLogger("kafka.net.selector")
+    level = selector_log.level
+    selector_log.setLevel(logging.ERROR)
     count = 0
     try:
         for key, value, headers in items:
@@ -312,7 +320,23 @@ def produce(bootstrap: str, topic: str, items: Iterable[KafkaItem]) -> int:
         producer.flush(timeout=120)
     finally:
         producer.close(timeout=10)
+        selector_log.setLevel(level)
     return count
+
+
+def mqtt_client(host: str, port: int, client_id: str) -> Any:
+    """A connected paho MQTT v5 client with its network loop running (QoS 1 publishing)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    connected = threading.Event()
+    client.on_connect = lambda *_a: connected.set()
+    client.connect(host, port)
+    client.loop_start()
+    if not connected.wait(10):
+        raise EdgeloopError(f"MQTT connect to {host}:{port} timed out")
+    return client
 
 
 # --- InfluxDB ------------------------------------------------------------------------------
@@ -320,9 +344,9 @@ class Buckets:
     """Temporary InfluxDB buckets, created with the operator token and deleted on close."""
 
     def __init__(self, creds: InfluxCredentials):
-        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.influxdb_client import InfluxDBClient
 
-        self._client = InfluxDBClient(url=creds.url, token=creds.operator_token, org=creds.org)
+        self._client: Any = InfluxDBClient(url=creds.url, token=creds.operator_token, org=creds.org)
         self._org = creds.org
         self._made: list[Any] = []
 
