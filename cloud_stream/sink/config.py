@@ -49,6 +49,13 @@ class SinkConfig(Section):
         description="Longest wait between retries of a failed write; writes are retried "
         "until they succeed or the sink is closed",
     )
+    max_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Batches being written at once while the next is read; InfluxDB "
+        "handles concurrent writes on several cores. Offsets are still committed in order",
+    )
     gzip: bool = Field(default=True, description="Compress write requests with gzip")
     bucket: str | None = Field(
         default=None,

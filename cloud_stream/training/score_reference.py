@@ -88,15 +88,16 @@ def as_probs(outputs: np.ndarray, output_kind: str) -> np.ndarray:
     not quite sum to 1). This is exactly how the edge runtime reads them, so the
     reference and the scores in results are the same quantity.
     """
-    x = np.asarray(outputs, np.float64)
+    x: np.ndarray = np.asarray(outputs, np.float64)
     if output_kind == "logits":
-        x = np.exp(x - x.max(axis=1, keepdims=True))
-        x /= x.sum(axis=1, keepdims=True)
-        return x
+        e: np.ndarray = np.exp(x - x.max(axis=1, keepdims=True))
+        soft: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return soft
     x = np.clip(x, 0.0, 1.0)
     total = x.sum(axis=1, keepdims=True)
     uniform = np.full_like(x, 1.0 / max(1, x.shape[1]))
-    return np.where(total > 0, x / np.where(total > 0, total, 1.0), uniform)
+    out: np.ndarray = np.where(total > 0, x / np.where(total > 0, total, 1.0), uniform)
+    return out
 
 
 def histogram_reference(

@@ -123,7 +123,7 @@ def build_app(c: Components) -> tuple[faust.App, DeadFn]:
 
         app.timer(cfg.audit.tick_s, name="send_ticks")(send_ticks)
     if cfg.agents.slowpath and c.slowpath is not None:
-        app.agent(topics.frames, name="slowpath")(a.slowpath)
+        app.agent(topics.frames, name="slowpath", concurrency=cfg.slowpath.concurrency)(a.slowpath)
 
     async def dead(record: Record, reason: str, detail: str, component: str) -> None:
         await a.dead(record, reason, detail, component)

@@ -2,7 +2,9 @@
 
 1. Slow path: N conveyor frames (320x240 JPEG, as the bridge puts them on the
    frames topic) pre-filled into a fresh topic; a real ``edgeloop cloud worker``
-   (every agent on, datasets into a temp dir) turns them into verdicts. Frames per
+   in the slow-path role (``agents``: slow path and datasets, into a temp dir; rules
+   and sink run in other workers, as a plant would scale it) turns them into
+   verdicts. Frames per
    second from the first verdict to the last (broker append times), against
    :func:`cloud_stream.slowpath.raw.raw_teacher_frames_per_s` on the same frames
    (decode + preprocess + batched ``session.run``, nothing else), run once before
@@ -10,7 +12,7 @@
    machine drifts).
 2. Alert latency: through the whole path. Per sample device, three anomalous
    sensor results go over MQTT v5 (QoS 1) to Mosquitto, through an in-process
-   bridge into Kafka, through the same worker's rules (``anomaly_sustained``,
+   bridge into Kafka, through a full worker's rules (every agent on) (``anomaly_sustained``,
    ``for_windows: 3``) to the alerts topic and its sink into InfluxDB. Latency: the
    third result's capture time to the firing alert answering a Flux query
    (polled every 20 ms).
@@ -354,6 +356,48 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else round(a / b, 3)
 
 
+def _slow_then_alerts(
+    r: _Run,
+    bucket: str,
+    rules: Path,
+    frames: list[Frame],
+    batch: int,
+    samples: int,
+    workers: list[WorkerProcess],
+) -> dict[str, Any]:
+    """Phases 1 and 2: the slow path on its own worker, then alerts on a full one."""
+    report: dict[str, Any] = {}
+    # The slow-path role (teacher + datasets), as a plant scales it: its own worker.
+    slow_role = {"slowpath": True, "rules": False, "sink": False, "datasets": True}
+    a = WorkerProcess(
+        r.worker_config("a", bucket, slow_role, datasets={"root": str(r.work / "datasets")}),
+        r.work,
+        "worker-a",
+    )
+    workers.append(a)
+    report.update(_slowpath(r, a, frames, batch))
+    a.stop()
+    # Rules and sink for the alert path; the slow path stays on (the full worker).
+    all_on = {"slowpath": True, "rules": True, "sink": True, "datasets": True}
+    c = WorkerProcess(
+        r.worker_config(
+            "a",
+            bucket,
+            all_on,
+            rules_file=str(rules),
+            datasets={"root": str(r.work / "datasets")},
+        ),
+        r.work,
+        "worker-c",
+    )
+    workers.append(c)
+    c.start()
+    c.wait_metrics()
+    report.update(_alerts(r, bucket, samples))
+    c.stop()
+    return report
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Run the benchmark and return the report.
 
@@ -393,22 +437,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         frames = conveyor_frames(n_frames, seed=7, work=r.work)
         _say("teacher baseline: bare onnxruntime loop over the same frames")
         raw_runs = [_teacher_raw(frames, batch, slow_cfg.threads)]
-        all_on = {"slowpath": True, "rules": True, "sink": True, "datasets": True}
-        a = WorkerProcess(
-            r.worker_config(
-                "a",
-                bucket_a,
-                all_on,
-                rules_file=str(rules),
-                datasets={"root": str(r.work / "datasets")},
-            ),
-            r.work,
-            "worker-a",
-        )
-        workers.append(a)
-        report.update(_slowpath(r, a, frames, batch))
-        report.update(_alerts(r, bucket_a, samples))
-        a.stop()
+        report.update(_slow_then_alerts(r, bucket_a, rules, frames, batch, samples, workers))
         # Once before and once after the worker's run: the machine's load drifts.
         _say("teacher baseline again")
         raw_runs.append(_teacher_raw(frames, batch, slow_cfg.threads))

@@ -67,7 +67,19 @@ class SlowPathConfig(Section):
     batch_wait_ms: int = Field(
         default=50, ge=1, le=10_000, description="Longest wait to fill a batch, ms"
     )
-    threads: int = Field(default=0, ge=0, le=256, description="onnxruntime threads; 0 = all cores")
+    concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Batches judged at once (each in its own thread): while one batch's "
+        "verdicts are sent, the next is already in the teacher. Verdict order does not matter",
+    )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="onnxruntime threads per batch; 0 = the cores divided by concurrency",
+    )
 
 
 class AuditConfig(Section):

@@ -8,10 +8,11 @@ with an empty agent), while InfluxDB takes 70-80k points/s; reading batches with
 fleet) stay Faust agents with changelog-backed tables.
 
 Guarantee: a batch's offsets are committed only after InfluxDB accepted every
-point of it (or the point was dead-lettered). While batch *k* is being written
-(in a thread; the HTTP call releases the GIL), batch *k+1* is read and turned
-into lines. InfluxDB down: the write retries with backoff and the consumer
-stops reading (at most two batches in memory); nothing is committed, so a
+point of it (or the point was dead-lettered). Up to ``sink.max_in_flight`` batches
+are being written (in threads; the HTTP calls release the GIL) while the next is
+read and turned into lines; commits follow offset order. InfluxDB down: the
+writes retry with backoff and the consumer stops reading (at most
+``max_in_flight + 1`` batches in memory); nothing is committed, so a
 crash re-reads them and the deterministic points are written again, unchanged.
 """
 
@@ -21,12 +22,14 @@ __all__ = ["SinkService", "SinkStream"]
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.errors import CommitFailedError
 from mode import Service
+from pydantic import ValidationError
 
 from cloud_stream.kafka_conn import aiokafka_options
 from cloud_stream.sink.points import lines_for
@@ -35,7 +38,8 @@ from cloud_stream.worker.config import CloudConfig
 from cloud_stream.worker.metrics import WorkerMetrics
 from cloud_stream.worker.records import Record
 from pipeline.errors import SchemaError
-from pipeline.schemas import decode
+from pipeline.schemas import AlertV1, ResultV1, StatusV1, TelemetryV1, VerdictV1, decode
+from pipeline.schemas.base import StrictModel
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +50,17 @@ DeadFn = Callable[[Record, str, str], Awaitable[None]]
 STOP_GRACE_S = 10.0
 
 
+def _record(r: Any) -> Record:
+    """Our :class:`Record` of an aiokafka record (made only when one is dead-lettered)."""
+    if isinstance(r, Record):
+        return r
+    return Record(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+
+
 @dataclass
 class _Batch:
     lines: list[str] = field(default_factory=list)
-    origin: list[Record] = field(default_factory=list)
+    origin: list[Any] = field(default_factory=list)  # the aiokafka record of each line
     offsets: dict[Any, int] = field(default_factory=dict)
     records: int = 0
 
@@ -88,8 +99,17 @@ class SinkStream:
         self._metrics = metrics
         self._flush_s = flush_s
         self._batch_points = config.sink.batch_points
+        t = config.topics
+        self._expect: dict[str, type[StrictModel]] = {
+            t.results: ResultV1,
+            t.telemetry: TelemetryV1,
+            t.status: StatusV1,
+            t.verdicts: VerdictV1,
+            t.alerts: AlertV1,
+        }
         self._consumer: Any = None
-        self._pending: tuple[asyncio.Future[Any], _Batch] | None = None
+        self._pending: deque[tuple[asyncio.Future[Any], _Batch]] = deque()
+        self._depth = config.sink.max_in_flight
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -120,7 +140,10 @@ class SinkStream:
         try:
             while not self._stopping.is_set():
                 batch = await self._collect()
-                await self._finish_pending()
+                while self._pending and (
+                    len(self._pending) >= self._depth or self._pending[0][0].done()
+                ):
+                    await self._finish_oldest()
                 if batch.records:
                     self._start_write(batch)
         finally:
@@ -141,7 +164,7 @@ class SinkStream:
         deadline = None
         while len(batch.lines) < self._batch_points and not self._stopping.is_set():
             if deadline is None:
-                if self._pending is not None and self._pending[0].done():
+                if self._pending and self._pending[0][0].done():
                     break  # idle with a finished write: go and commit it
                 timeout_ms = 200  # idle: poll, so stop() is seen quickly
             else:
@@ -155,12 +178,36 @@ class SinkStream:
             if got and deadline is None:
                 deadline = loop.time() + self._flush_s
             for tp, recs in got.items():
-                for r in recs:
-                    await self._add(batch, tp, r)
+                await self._add_all(batch, tp, recs)
         return batch
 
+    async def _add_all(self, batch: _Batch, tp: Any, recs: list[Any]) -> None:
+        """The hot path: validate against the topic's own message type (no union
+        dispatch, ~35% cheaper); anything unusual takes :meth:`_add` for its reason."""
+        expect = self._expect.get(tp.topic)
+        lines_out, origin = batch.lines, batch.origin
+        for r in recs:
+            value = r.value
+            if expect is None or value is None:
+                await self._add(batch, tp, r)
+                continue
+            try:
+                lines = lines_for(expect.model_validate_json(value))
+            except (ValidationError, TypeError, ValueError):
+                await self._add(batch, tp, r)
+                continue
+            batch.records += 1
+            if len(lines) == 1:
+                lines_out.append(lines[0])
+                origin.append(r)
+            else:
+                lines_out.extend(lines)
+                origin.extend([r] * len(lines))
+        if recs:
+            batch.offsets[tp] = recs[-1].offset + 1
+
     async def _add(self, batch: _Batch, tp: Any, r: Any) -> None:
-        record = Record(r.topic, r.partition, r.offset, r.key, r.value, r.headers or ())
+        record = _record(r)
         batch.records += 1
         batch.offsets[tp] = r.offset + 1
         try:
@@ -175,17 +222,20 @@ class SinkStream:
             await self._dead(record, "processing_error", f"cannot store: {exc}")
             return
         batch.lines.extend(lines)
-        batch.origin.extend([record] * len(lines))
+        batch.origin.extend([r] * len(lines))
 
     def _start_write(self, batch: _Batch) -> None:
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(None, self._writer.write, batch.lines)
-        self._pending = (fut, batch)
+        self._pending.append((fut, batch))
 
     async def _finish_pending(self, grace: float | None = None) -> None:
-        if self._pending is None:
-            return
-        fut, batch = self._pending
+        """Finish every write in flight, oldest first (commits stay in offset order)."""
+        while self._pending:
+            await self._finish_oldest(grace)
+
+    async def _finish_oldest(self, grace: float | None = None) -> None:
+        fut, batch = self._pending[0]
         try:
             if grace is None:
                 outcome = await asyncio.shield(fut)
@@ -199,17 +249,18 @@ class SinkStream:
                 len(batch.lines),
             )
             self._writer.close()
-            self._pending = None
+            self._pending.clear()
             raise
         except Exception:
             logger.exception("sink %s: write failed; not committing", self.name)
-            self._pending = None
+            self._pending.clear()
             raise
-        self._pending = None
+        self._pending.popleft()
         by_line = dict(zip(batch.lines, batch.origin, strict=True))
         for line, error in outcome.rejected:
-            record = by_line.get(line)
-            if record is not None:
+            raw = by_line.get(line)
+            if raw is not None:
+                record = _record(raw)
                 self._metrics.rejected(self.name, "invalid")
                 await self._dead(record, "invalid", f"InfluxDB rejected the point: {error}")
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["Judged", "SlowPath"]
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ class SlowPath:
         self._teachers: dict[str, Teacher] = {}
         self._lock = threading.Lock()
 
+    @property
+    def threads(self) -> int:
+        """onnxruntime threads per teacher run: the cores shared by the concurrent batches."""
+        if self._config.threads:
+            return self._config.threads
+        return max(1, (os.cpu_count() or 1) // self._config.concurrency)
+
     def preload(self) -> None:
         """Load every configured teacher now, so a bad package fails the start, not frames.
 
@@ -73,9 +81,7 @@ class SlowPath:
         with self._lock:
             found = self._teachers.get(key)
             if found is None:
-                found = Teacher(
-                    package, threads=self._config.threads, batch_size=self._config.batch_size
-                )
+                found = Teacher(package, threads=self.threads, batch_size=self._config.batch_size)
                 self._teachers[key] = found
                 logger.info(
                     "teacher %s %s loaded for edge model %s",

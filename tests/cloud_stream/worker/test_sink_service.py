@@ -242,7 +242,7 @@ def test_offsets_are_committed_only_after_the_write_returned() -> None:
     m = s._metrics
     assert metric(m, "edgeloop_worker_sink_points_total", stream="bulk") == 4
     assert metric(m, "edgeloop_worker_sink_records_total", stream="bulk") == 4
-    assert s._pending is None
+    assert not s._pending
 
 
 def test_rejected_lines_are_dead_lettered_with_their_record_then_committed() -> None:
@@ -284,7 +284,7 @@ def test_nothing_is_committed_when_the_write_raises() -> None:
     asyncio.run(go())
     assert consumer.commits == []
     assert dead.calls == []
-    assert s._pending is None
+    assert not s._pending
     assert metric(s._metrics, "edgeloop_worker_sink_records_total", stream="bulk") == 0
 
 
@@ -306,7 +306,7 @@ def test_a_stop_does_not_commit_a_write_that_outlives_the_grace() -> None:
     asyncio.run(go())
     assert consumer.commits == []
     assert writer.closed
-    assert s._pending is None
+    assert not s._pending
 
 
 def test_finish_without_a_write_in_flight_does_nothing() -> None:
