@@ -101,11 +101,18 @@ class AgreementAudit(_Identity):
 
     def __init__(self, window_s: int, step_s: int) -> None:
         self.counts = HoppingCounts(window_s, step_s)
+        self.dedup = SeqDedup()
 
     def observe(self, verdict: VerdictV1) -> bool:
-        """Count one verdict at its ``ts``; False when it was late and ignored."""
+        """Count one verdict at its ``ts``; False when it was late or seen before.
+
+        A verdict carries its frame's ``seq`` (unique per device), so a verdict
+        redelivered after a crash is not counted twice.
+        """
         model = verdict.edge_model
         self._identify(verdict.site, verdict.device, model.name, model.version)
+        if not self.dedup.accept(verdict.device, verdict.seq):
+            return False
         prefix = _AGREE if verdict.agree else _DISAGREE
         return self.counts.add(verdict.ts, prefix + verdict.edge_label)
 
@@ -132,7 +139,11 @@ class AgreementAudit(_Identity):
 
     def to_state(self) -> dict[str, Any]:
         """Plain JSON state."""
-        return {**self._identity_state(), "counts": self.counts.to_state()}
+        return {
+            **self._identity_state(),
+            "counts": self.counts.to_state(),
+            "dedup": self.dedup.to_state(),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> AgreementAudit:
@@ -140,6 +151,8 @@ class AgreementAudit(_Identity):
         counts = HoppingCounts.from_state(state["counts"])
         out = cls(counts.size_s, counts.step_s)
         out.counts = counts
+        if "dedup" in state:  # states written before verdicts were deduplicated have none
+            out.dedup = SeqDedup.from_state(state["dedup"])
         out._load_identity(state)
         return out
 

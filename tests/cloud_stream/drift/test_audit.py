@@ -108,3 +108,12 @@ def test_score_shift_state_keeps_the_reference() -> None:
     assert again.reference == REFERENCE
     assert again.model == "conveyor-int8"
     assert again.psi(T0) == shift.psi(T0)
+
+
+def test_redelivered_verdict_is_counted_once_even_after_a_restart() -> None:
+    audit = AgreementAudit(600, 60)
+    assert audit.observe(verdict(1, T0, "ok", "ok"))
+    assert audit.observe(verdict(2, T0 + NS, "crack", "ok"))
+    restored = roundtrip_audit(audit)  # the worker restarts from its changelog
+    assert not restored.observe(verdict(2, T0 + NS, "crack", "ok")), "a replayed verdict"
+    assert restored.per_class(T0 + 2 * NS) == {"crack": (0, 1), "ok": (1, 1)}
