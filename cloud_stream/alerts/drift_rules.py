@@ -10,6 +10,7 @@ from cloud_stream.alerts.engine import format_duration, format_percent
 from cloud_stream.alerts.evaluator import Evaluator, ReferenceLookup, fmt_number
 from cloud_stream.alerts.rules import DriftAgreementRule, DriftPsiRule
 from cloud_stream.alerts.states import AgreementState, PsiState
+from cloud_stream.alerts.windows import HoppingCounts
 from cloud_stream.drift.audit import ScoreShift
 from pipeline.schemas import AlertV1, ResultV1, VerdictV1
 
@@ -50,13 +51,13 @@ class DriftAgreementEvaluator(Evaluator[DriftAgreementRule, AgreementState]):
 
     def tick(self, now_ns: int, state: AgreementState) -> list[AlertV1]:
         """Resolve a firing alert once no verdict is left in the window (model replaced)."""
-        if not state.tracker.firing or state.audit.counts.total(now_ns):
+        if not state.tracker.firing or _live(state.audit.counts, now_ns):
             return []
         return self._update(state, False, None, 0, now_ns)
 
     def idle(self, now_ns: int, state: AgreementState) -> bool:
         """No verdicts in the window and not firing."""
-        return not state.tracker.firing and not state.audit.counts.total(now_ns)
+        return not state.tracker.firing and not _live(state.audit.counts, now_ns)
 
     def _update(
         self,
@@ -154,7 +155,7 @@ class DriftPsiEvaluator(Evaluator[DriftPsiRule, PsiState]):
 
     def tick(self, now_ns: int, state: PsiState) -> list[AlertV1]:
         """Resolve a firing alert once no result is left in the window (model replaced)."""
-        if state.shift is None or not state.tracker.firing or state.shift.counts.total(now_ns):
+        if state.shift is None or not state.tracker.firing or _live(state.shift.counts, now_ns):
             return []
         return self._update(state, False, None, 0, now_ns)
 
@@ -162,7 +163,7 @@ class DriftPsiEvaluator(Evaluator[DriftPsiRule, PsiState]):
         """No results in the window and not firing."""
         if state.tracker.firing:
             return False
-        return state.shift is None or not state.shift.counts.total(now_ns)
+        return state.shift is None or not _live(state.shift.counts, now_ns)
 
     def _update(
         self, state: PsiState, condition: bool, value: float | None, n: int, ts_ns: int
@@ -193,3 +194,10 @@ class DriftPsiEvaluator(Evaluator[DriftPsiRule, PsiState]):
                 threshold=rule.threshold,
             )
         )
+
+
+def _live(counts: HoppingCounts, now_ns: int) -> int:
+    """What the window holds at wall-clock ``now_ns``, or at the newest event if that is
+    later: a device whose clock runs ahead (or a replay of simulated time) must not
+    look silent, or its alerts would resolve and fire again on every tick."""
+    return counts.total(max(now_ns, counts.high_ns or 0))

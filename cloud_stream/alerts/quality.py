@@ -34,6 +34,13 @@ class DefectRateEvaluator(Evaluator[DefectRateRule, DefectRateState]):
         """Rebuild a state."""
         return DefectRateState.from_state(data)
 
+    def idle(self, now_ns: int, state: DefectRateState) -> bool:
+        """Not firing and nothing in the window (at now, or at the newest event if later):
+        the state of a line that went quiet is dropped instead of kept forever."""
+        if state.tracker.firing:
+            return False
+        return not state.counts.total(max(now_ns, state.counts.high_ns or 0))
+
     def observe(self, message: ResultV1, state: DefectRateState) -> list[AlertV1]:
         """Count the result's label; fire or resolve once ``min_samples`` are in the window."""
         rule = self.rule

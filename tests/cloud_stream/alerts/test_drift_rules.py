@@ -141,3 +141,14 @@ def test_psi_tick_resolves_once_the_window_is_empty() -> None:
     [resolved] = table.tick(T0 + 4000 * NS)
     assert resolved.summary.endswith("no results in the last 1 h; cleared")
     assert resolved.value is None
+
+
+def test_agreement_does_not_resolve_while_the_device_clock_runs_ahead() -> None:
+    """Verdicts stamped in the future (a device clock ahead, a simulated replay) are
+    still in the window: a tick at wall-clock time must not resolve and re-fire."""
+    table = agreement_table(min_verdicts=2)
+    [fired] = table.feed(*verdicts(0, [("ok", "crack"), ("ok", "dent")], t_s=3600))
+    assert fired.state == "firing"
+    ev = table.evaluators[0]
+    assert table.tick(T0) == [], "wall clock an hour behind the verdicts"
+    assert not ev.idle(T0, table.load(ev, AGREE_KEY))

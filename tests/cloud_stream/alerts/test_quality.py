@@ -175,3 +175,15 @@ def test_sources_are_separate_and_results_out_of_order_are_ignored() -> None:
     assert table.feed(*msgs) == []
     assert table.feed(*windows(1, "A")) == []  # a redelivery of seq 1
     assert len(table.feed(*windows(3, "A"))) == 1
+
+
+def test_a_quiet_line_state_is_idle_unless_firing() -> None:
+    ev = DefectRateEvaluator(defect_rule())
+    table = Table([ev])
+    table.feed(*parts(0, 0, ["ok"] * 5))
+    key = "defects|plant-a/line1"
+    assert not ev.idle(T0 + 10 * NS, table.load(ev, key)), "parts in the window"
+    assert ev.idle(T0 + 400 * NS, table.load(ev, key)), "window empty, not firing"
+    assert not ev.idle(T0 - 3600 * NS, table.load(ev, key)), "clock behind the events"
+    table.feed(*parts(5, 5, ["crack"] * 20))
+    assert not ev.idle(T0 + 4000 * NS, table.load(ev, key)), "a firing alert is kept"
