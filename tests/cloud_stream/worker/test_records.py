@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cloud_stream.worker.records import Record, dead_letter, decode_frame, decode_json
 from pipeline.errors import SchemaError
@@ -183,3 +185,47 @@ def test_dead_letter_headers_decode_back_to_their_metadata() -> None:
     assert meta["reason"] == "processing_error"
     assert meta["detail"] == "boom"
     assert int(meta["received_ts"]) >= T0 - NS
+
+
+# --- anything at all: a clear SchemaError or a message, never another exception -------------
+
+_HEADER = st.tuples(
+    st.sampled_from(["type", "v", "id", "site", "device", "size", "model.name", "x", "width"]),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.binary(max_size=2048), headers=st.lists(_HEADER, max_size=12))
+def test_any_record_decodes_or_gives_a_reason(value: bytes, headers: list) -> None:
+    record = Record("edgeloop.frames", 0, 1, b"k", value, tuple(headers))
+    for decode in (decode_json, decode_frame):
+        try:
+            decode(record)
+        except SchemaError as exc:
+            assert exc.reason in {
+                "oversize",
+                "not_json",
+                "unknown_type",
+                "invalid",
+                "corrupt_frame",
+            }, exc.reason
+        letter = dead_letter(record, "invalid", "x", component="test")
+        assert letter.value == value, "the dead letter keeps the bytes"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_valid_frame_with_its_bytes_mangled_is_corrupt_not_a_crash(data: st.DataObject) -> None:
+    body = jpeg(3)
+    cut = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
+    mangled = body[:cut] + data.draw(st.binary(max_size=8))
+    meta = frame_meta(body)
+    record = Record("edgeloop.frames", 0, 1, b"cam-01", mangled, tuple(frame_headers(meta)))
+    try:
+        got = decode_frame(record)
+    except SchemaError as exc:
+        assert exc.reason == "corrupt_frame"
+    else:  # same size and intact markers: the teacher's decode looks at the pixels
+        assert len(mangled) == len(body)
+        assert got == meta
