@@ -510,3 +510,50 @@ def test_status_offline_is_in_the_fleet(
         return any(f"{unique}-d0" in line and "offline" in line for line in out_lines)
 
     _wait_for("the device in `edgeloop fleet`", listed, 60, 2)
+
+
+def test_rule_state_survives_kill9_through_the_changelog(
+    devstack: Any,
+    unique: str,
+    tmp_path: Path,
+    cloud_settings: dict[str, Any],
+    worker_process_factory: Callable[..., Any],
+    kafka_producer_factory: Callable[..., Any],
+) -> None:
+    """19 defective parts (one short of min_samples), kill -9, restart, one more part:
+    the alert fires only if the first 19 came back from the changelog."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.split("  - id: machine_anomaly", maxsplit=1)[0])
+    settings = {
+        **cloud_settings,
+        "rules_file": str(rules),
+        "agents": {"slowpath": False, "datasets": False, "sink": False},
+    }
+    topics = settings["topics"]
+    parts = _results(unique, f"{unique}-d0", 20)
+    parts = [p.model_copy(update={"label": "crack"}) for p in parts]
+    producer = kafka_producer_factory()
+    worker = worker_process_factory(settings)
+    worker.start(timeout=120)
+    _produce(producer, topics["results"], parts[:19])
+    _wait_for(
+        "the 19 parts in the line rule",
+        lambda: worker.metric("edgeloop_worker_processed_total", agent="on_line") >= 19,
+        60,
+        0.5,
+    )
+    time.sleep(4)  # offsets and changelog committed (commit interval 1 s)
+    worker.kill(signal.SIGKILL)
+
+    def firing() -> list[Any]:
+        recs = drain(devstack.kafka_bootstrap, [topics["alerts"]], expect=1, timeout=4, idle_s=1)
+        return [a for a in _unique_messages(recs).values() if a.state == "firing"]
+
+    assert firing() == [], "19 parts are below min_samples"
+    restarted = worker_process_factory({**settings, "instance": f"{unique}-w1b"})
+    restarted.start(timeout=120)
+    _produce(producer, topics["results"], parts[19:])
+    _wait_for("the alert on the 20th part", lambda: len(firing()) == 1, 60, 1)
+    [alert] = firing()
+    assert alert.rule == "defect_rate_high"
+    assert "20 parts" in alert.summary
