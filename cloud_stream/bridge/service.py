@@ -9,6 +9,9 @@ duplicate, which consumers drop by ``id``.
 Backpressure comes from MQTT itself: the broker sends at most ``receive_maximum``
 unacknowledged messages, so when Kafka is slow or down, the bridge holds at most
 that many in memory, retrying them, and the rest wait in the broker.
+
+The Kafka client is a :class:`~cloud_stream.bridge.producer.RecordProducer`
+(``producer.client``: aiokafka or kafka-python); the rule above lives here, once.
 """
 
 from __future__ import annotations
@@ -19,21 +22,21 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_stream.bridge.config import BridgeConfig
-from cloud_stream.bridge.kafka_setup import ensure_topics, make_producer
+from cloud_stream.bridge.kafka_setup import ensure_topics
 from cloud_stream.bridge.metrics import BridgeMetrics
 from cloud_stream.bridge.mqtt_client import BatchingClient, supported
+from cloud_stream.bridge.producer import Pending, RecordProducer, Skip, make_record_producer
 from cloud_stream.bridge.routing import Router, device_slot
 from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
 from pipeline.http_status import StatusServer
@@ -44,23 +47,7 @@ logger = logging.getLogger(__name__)
 _RETRY_MIN_S, _RETRY_MAX_S = 0.2, 10.0
 
 
-class _Skip:
-    """Marker for messages the bridge acknowledges without producing (OTA offers)."""
-
-
-_SKIP = _Skip()
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One received message waiting for Kafka."""
-
-    generation: int
-    mid: int
-    qos: int
-    received: float
-    record: KafkaRecord | DeadLetter | _Skip
-    attempt: int = 0
+_SKIP = Skip()
 
 
 class Bridge:
@@ -79,16 +66,17 @@ class Bridge:
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self._draining = False
-        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._pending: dict[tuple[int, int], Pending] = {}
         self._router = Router(config)
         # Read at scrape time: cheaper than a gauge update per message.
         self.metrics.in_flight.set_function(self.in_flight)
         self._drained = threading.Condition(self._lock)
         self._retry_timers: set[threading.Timer] = set()
-        self._producer: KafkaProducer | None = None
+        self._producer: RecordProducer | None = None
         # Kafka health: an error since the last successful ack means "not healthy".
         self._kafka_ok_at = 0.0
         self._kafka_error_at: float | None = None
+        self._kafka_error = ""
         self._dlq_logged_at = 0.0
         self._dlq_suppressed = 0
         self._status: StatusServer | None = None
@@ -142,7 +130,8 @@ class Bridge:
                         raise
                     logger.warning("Kafka not reachable yet (%s); retrying", exc)
                     time.sleep(1)
-        self._producer = make_producer(self.config)
+        self._producer = make_record_producer(self.config, self)
+        self._producer.start()
         self._start_status()
         m = self.config.mqtt
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -176,18 +165,21 @@ class Bridge:
         return self._status.port if self._status else None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy when connected to MQTT and to Kafka."""
+        """Healthy when connected to MQTT and to Kafka (details say what is wrong)."""
         with self._lock:
             in_flight = len(self._pending)
             kafka_ok = self._producer is not None and (
                 self._kafka_error_at is None or self._kafka_ok_at >= self._kafka_error_at
             )
-        details = {
+        details: dict[str, Any] = {
             "mqtt_connected": self._connected.is_set(),
             "kafka_connected": kafka_ok,
             "in_flight": in_flight,
             "instance": self.config.instance,
+            "kafka_client": self.config.producer.client,
         }
+        if not kafka_ok:
+            details["kafka_error"] = self._kafka_error or "not started"
         return self._connected.is_set() and kafka_ok, details
 
     def in_flight(self) -> int:
@@ -219,12 +211,10 @@ class Bridge:
                 self._drained.wait(min(left, 0.5))
         for timer in list(self._retry_timers):
             timer.cancel()
-        if self._producer is not None:
-            self._producer.flush(timeout=min(timeout, 10))
         self._client.disconnect()
         self._client.loop_stop()
         if self._producer is not None:
-            self._producer.close(timeout=5)
+            self._producer.close(timeout=min(timeout, 10))
         if self._status is not None:
             self._status.stop()
 
@@ -294,7 +284,7 @@ class Bridge:
         # Generation changes only in paho callbacks, i.e. on this thread: no lock to read it.
         if self._draining:
             return  # not acked: redelivered to the next run
-        pending = _Pending(self._generation, msg.mid, msg.qos, time.monotonic(), _SKIP)
+        pending = Pending(self._generation, msg.mid, msg.qos, time.monotonic(), _SKIP)
         if msg.dup:
             self.metrics.redelivered.inc()
         topic = msg.topic
@@ -302,7 +292,7 @@ class Bridge:
         self.metrics.count_in(route.label)
         if route.skip:
             self.metrics.ignored.inc()
-            self._ack(pending)
+            self._ack((pending,))
             return
         addr = route.addr
         props = None
@@ -316,7 +306,8 @@ class Bridge:
             self._pending[(pending.generation, pending.mid)] = pending
         if isinstance(record, DeadLetter):
             self._log_dead_letter(topic, record)
-        self._send(pending)
+        assert self._producer is not None
+        self._producer.send(pending)
 
     def _log_dead_letter(self, topic: str, record: DeadLetter) -> None:
         # At most one line a second: a misbehaving device must not flood the logs.
@@ -333,68 +324,98 @@ class Bridge:
             f" (+{suppressed} more not logged)" if suppressed else "",
         )
 
-    # --- Kafka side ---------------------------------------------------------------
-    def _send(self, pending: _Pending) -> None:
-        assert self._producer is not None
-        rec = pending.record
-        assert isinstance(rec, KafkaRecord | DeadLetter)
-        try:
-            future = self._producer.send(
-                rec.topic, key=rec.key, value=rec.value, headers=rec.headers
-            )
-        except KafkaError as exc:
-            self._retry(pending, exc)
-            return
-        future.add_callback(self._on_kafka_ack, pending)
-        future.add_errback(self._retry, pending)
+    # --- Kafka side: the producer's DeliveryHandler (any thread) ------------------
+    def on_kafka_status(self, error: BaseException | None) -> None:
+        """Kafka reachable (``None``) or not (the error, shown by health)."""
+        if error is None:
+            self._kafka_ok_at = time.monotonic()
+        else:
+            self._kafka_error = f"{type(error).__name__}: {error}"
+            self._kafka_error_at = time.monotonic()
 
-    def _on_kafka_ack(self, pending: _Pending, _metadata: Any) -> None:
+    def on_delivered(self, pendings: Sequence[Pending]) -> None:
+        """Kafka has these records: count them and acknowledge them to the broker."""
         now = time.monotonic()
         self._kafka_ok_at = now
-        rec = pending.record
-        if isinstance(rec, KafkaRecord):
-            self.metrics.count_out(rec.topic)
-            self.metrics.edge_to_kafka.observe(max(0.0, (time.time_ns() - rec.edge_ts) / 1e9))
-        elif isinstance(rec, DeadLetter):
-            self.metrics.count_dlq(rec.reason)
-        self.metrics.kafka_latency.observe(now - pending.received)
-        self._ack(pending)
+        wall_ns = time.time_ns()
+        metrics = self.metrics
+        observe_kafka = metrics.kafka_latency.observe
+        observe_edge = metrics.edge_to_kafka.observe
+        for pending in pendings:
+            rec = pending.record
+            if isinstance(rec, KafkaRecord):
+                metrics.count_out(rec.topic)
+                observe_edge(max(0.0, (wall_ns - rec.edge_ts) / 1e9))
+            elif isinstance(rec, DeadLetter):
+                metrics.count_dlq(rec.reason)
+            observe_kafka(now - pending.received)
+        self._ack(pendings)
 
-    def _retry(self, pending: _Pending, exc: BaseException) -> None:
-        self._kafka_error_at = time.monotonic()
-        pending.attempt += 1
-        self.metrics.retries.inc()
-        delay = min(_RETRY_MAX_S, _RETRY_MIN_S * 2 ** min(pending.attempt, 10))
-        logger.warning("Kafka send failed (%s); retry %d in %.1fs", exc, pending.attempt, delay)
-        timer = threading.Timer(delay, self._retry_fire, args=(pending,))
+    def on_failed(self, pendings: Sequence[Pending], exc: BaseException) -> None:
+        """Send these again after a backoff (together, in their order)."""
+        self.on_kafka_status(exc)
+        if not pendings:
+            return
+        attempt = max(p.attempt for p in pendings) + 1
+        for p in pendings:
+            p.attempt = attempt
+        self.metrics.retries.inc(len(pendings))
+        delay = min(_RETRY_MAX_S, _RETRY_MIN_S * 2 ** min(attempt, 10))
+        logger.warning(
+            "Kafka send of %d records failed (%s); retry %d in %.1fs",
+            len(pendings),
+            exc,
+            attempt,
+            delay,
+        )
+        timer = threading.Timer(delay, self._retry_fire, args=(list(pendings),))
         timer.daemon = True
         with self._lock:
             self._retry_timers.add(timer)
         timer.start()
 
-    def _retry_fire(self, pending: _Pending) -> None:
+    def _retry_fire(self, pendings: list[Pending]) -> None:
         with self._lock:
             self._retry_timers.discard(threading.current_thread())
-            if pending.generation != self._generation:
-                # Its connection is gone, so the broker redelivers it: drop our copy.
-                self._pending.pop((pending.generation, pending.mid), None)
-                self._drained.notify_all()
-                return
-        self._send(pending)
-
-    def _ack(self, pending: _Pending) -> None:
-        client = self._client
-        with self._lock:
-            self._pending.pop((pending.generation, pending.mid), None)
-            same_connection = pending.generation == self._generation
-            # Under the lock: a disconnect (which bumps the generation) cannot slip
-            # between the check and the queueing, so no ack reaches the next connection.
-            if same_connection and pending.qos > 0:
-                if pending.qos == 1 and isinstance(client, BatchingClient):
-                    client.ack_many((pending.mid,))
+            live = []
+            for p in pendings:
+                if p.generation == self._generation:
+                    live.append(p)
                 else:
-                    client.ack(pending.mid, pending.qos)
+                    # Its connection is gone, so the broker redelivers it: drop our copy.
+                    self._pending.pop((p.generation, p.mid), None)
+            self._drained.notify_all()
+        assert self._producer is not None
+        for p in live:
+            self._producer.send(p)
+
+    def _ack(self, pendings: Sequence[Pending]) -> None:
+        """PUBACK the messages of the current connection; forget all of ``pendings``."""
+        client = self._client
+        batching = isinstance(client, BatchingClient)
+        acked = 0
+        with self._lock:
+            table = self._pending
+            generation = self._generation
+            mids = []
+            for p in pendings:
+                key = (p.generation, p.mid)
+                if table.get(key) is p:
+                    del table[key]
+                elif p.record is not _SKIP:
+                    continue  # settled already (a late answer after a retry): never ack twice
+                # Under the lock: a disconnect (which bumps the generation) cannot slip
+                # between the check and the queueing, so no ack reaches the next connection.
+                if p.generation != generation:
+                    continue
+                acked += 1
+                if p.qos == 1 and batching:
+                    mids.append(p.mid)
+                elif p.qos > 0:
+                    client.ack(p.mid, p.qos)
+            if mids:
+                client.ack_many(mids)  # type: ignore[attr-defined]
             if self._draining:
                 self._drained.notify_all()
-        if same_connection:
-            self.metrics.acks.inc()
+        if acked:
+            self.metrics.acks.inc(acked)

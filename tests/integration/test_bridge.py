@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
@@ -18,6 +19,11 @@ from pipeline.schemas import FrameMetaV1, decode, encode, new_id, now_ns, to_pro
 from tests.integration.helpers import drain
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20 + b"\xff\xd9"
+CLIENTS = ["aiokafka", "kafka-python"]
+
+
+def _with_client(settings: dict, client: str) -> dict:
+    return dict(settings, producer={**settings["producer"], "client": client})
 
 
 def _results(result_factory, site, devices, per_device):
@@ -48,9 +54,11 @@ def _check_order(records):
         assert kept == sorted(set(seqs)), f"{device} out of order: {seqs[:80]}"
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_results_frames_and_status_reach_kafka(
-    devstack, bridge_settings, bridge_factory, publisher, result_factory, model_ref, unique
+    devstack, bridge_settings, bridge_factory, publisher, result_factory, model_ref, unique, client
 ):
+    bridge_settings = _with_client(bridge_settings, client)
     bridge = bridge_factory(bridge_settings)
     msgs = _results(result_factory, unique, devices=5, per_device=40)
     assert publisher.publish_all((_topic(m), encode(m)) for m in msgs) == len(msgs)
@@ -86,6 +94,7 @@ def test_results_frames_and_status_reach_kafka(
     assert bridge.in_flight() == 0
     ok, details = bridge.health()
     assert ok, details
+    assert details["kafka_client"] == client
 
 
 @settings(
@@ -162,9 +171,11 @@ def _acks(bridge) -> float:
     return 0.0
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_kill9_mid_stream_loses_nothing(
-    devstack, bridge_settings, bridge_process_factory, publisher, result_factory, unique
+    devstack, bridge_settings, bridge_process_factory, publisher, result_factory, unique, client
 ):
+    bridge_settings = _with_client(bridge_settings, client)
     bridge = bridge_process_factory(bridge_settings)
     bridge.start()
     msgs = _results(result_factory, unique, devices=10, per_device=300)
@@ -194,9 +205,42 @@ def test_kill9_mid_stream_loses_nothing(
     assert set(ids) == {m.id for m in msgs}, f"lost {len({m.id for m in msgs} - set(ids))}"
     _check_order(records)
     print(
-        f"kill -9 after {acked_before:.0f} acks: {len(msgs)} sent, "
+        f"{client}: kill -9 after {acked_before:.0f} acks: {len(msgs)} sent, "
         f"{len(ids) - len(set(ids))} duplicates, 0 lost"
     )
+
+
+def test_unreachable_kafka_acks_nothing_and_says_so(
+    devstack, bridge_settings, bridge_factory, publisher, result_factory, unique
+):
+    from tests.integration.helpers import free_port
+
+    # Nothing listens there: the aiokafka bridge starts anyway and keeps trying.
+    wrong = dict(
+        _with_client(bridge_settings, "aiokafka"),
+        kafka={"bootstrap_servers": [f"127.0.0.1:{free_port()}"]},
+        producer={**bridge_settings["producer"], "client": "aiokafka", "create_topics": False},
+    )
+    bridge = bridge_factory(wrong)
+    msgs = _results(result_factory, unique, devices=4, per_device=25)
+    assert publisher.publish_all((_topic(m), encode(m)) for m in msgs) == len(msgs)
+    deadline = time.monotonic() + 30
+    while bridge.in_flight() < len(msgs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bridge.in_flight() == len(msgs)  # held, within receive_maximum
+    assert bridge.metrics.acks._value.get() == 0  # nothing acknowledged to the broker
+    ok, details = bridge.health()
+    assert not ok
+    assert details["mqtt_connected"] is True
+    assert details["kafka_connected"] is False
+    assert "KafkaConnectionError" in details["kafka_error"], details
+    bridge.stop(timeout=1)
+    # The broker kept them in the session: the same instance with the right Kafka
+    # delivers every one.
+    bridge_factory(_with_client(bridge_settings, "aiokafka"))
+    records = drain(devstack.kafka_bootstrap, [bridge_settings["topic_map"]["result"]], len(msgs))
+    assert sorted(decode(r.value).id for r in records) == sorted(m.id for m in msgs)
+    _check_order(records)
 
 
 def test_two_partitioned_instances_share_load_and_keep_order(
