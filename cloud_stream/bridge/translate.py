@@ -15,11 +15,29 @@ from dataclasses import dataclass
 
 from cloud_stream.bridge.config import BridgeConfig
 from pipeline.errors import SchemaError, TopicError
-from pipeline.schemas import DeadLetterMetaV1, FrameMetaV1, decode, from_properties, now_ns
+from pipeline.schemas import (
+    DeadLetterMetaV1,
+    FrameMetaV1,
+    OtaReportV1,
+    ResultV1,
+    StatusV1,
+    StrictModel,
+    TelemetryV1,
+    decode,
+    from_properties,
+    now_ns,
+)
 from pipeline.schemas.dlq import DlqReason, dlq_headers
 from pipeline.topics import MqttAddress, Stream, check_id, parse_mqtt_topic
 
 Headers = list[tuple[str, bytes]]
+
+_EXPECTED_CLASS: dict[Stream, type[StrictModel]] = {
+    Stream.RESULT: ResultV1,
+    Stream.TELEMETRY: TelemetryV1,
+    Stream.STATUS: StatusV1,
+    Stream.OTA_REPORT: OtaReportV1,
+}
 
 _EXPECTED_TYPE = {
     Stream.RESULT: "result",
@@ -159,7 +177,12 @@ def translate(
             config, component, addr, kafka_topic, mqtt_topic, payload, user_properties or [], ts
         )
     try:
-        msg = decode(payload, max_bytes=config.max_json_bytes, where=mqtt_topic)
+        msg = decode(
+            payload,
+            max_bytes=config.max_json_bytes,
+            where=mqtt_topic,
+            expect=_EXPECTED_CLASS.get(addr.stream),
+        )
     except SchemaError as exc:
         return _dead(
             config,

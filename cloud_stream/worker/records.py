@@ -61,7 +61,7 @@ def decode_json(record: Record, *, expect: type[StrictModel] | None = None) -> S
     """
     if record.value is None:
         raise SchemaError("invalid", "record has no value (a tombstone?)", where=record.where)
-    msg = decode(record.value, where=record.where)
+    msg = decode(record.value, where=record.where, expect=expect)
     if expect is not None and not isinstance(msg, expect):
         raise SchemaError(
             "invalid",

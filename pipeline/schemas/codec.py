@@ -126,6 +126,7 @@ def decode(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     where: str | None = None,
+    expect: type[StrictModel] | None = None,
 ) -> Message:
     """Decode one message from JSON bytes.
 
@@ -133,6 +134,9 @@ def decode(
         data: The payload.
         max_bytes: Payloads larger than this are rejected before parsing.
         where: Where the payload came from (a topic), for the error message.
+        expect: The type the caller expects here (a topic's own type). It is tried
+            first, without the union's dispatch (about a third cheaper); anything
+            else still decodes as usual, so the caller checks the type it got.
 
     Raises:
         SchemaError: with ``reason`` one of ``oversize``, ``not_json``,
@@ -147,6 +151,8 @@ def decode(
         )
     try:
         # Fast path: pydantic-core parses and validates in one pass (about 2x faster).
+        if expect is not None:
+            return expect.model_validate_json(raw)  # type: ignore[return-value]
         return _ADAPTER.validate_json(raw)
     except ValidationError:
         pass
