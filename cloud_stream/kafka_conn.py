@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["aiokafka_options", "ensure_topics", "kafka_options", "partition_counts"]
+__all__ = [
+    "aiokafka_options",
+    "delete_topics",
+    "ensure_topics",
+    "kafka_options",
+    "list_topics",
+    "partition_counts",
+]
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from pipeline.config.base import KafkaConfig
 from pipeline.errors import EdgeloopError
+
+logger = logging.getLogger(__name__)
 
 
 def kafka_options(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
@@ -116,5 +126,37 @@ def partition_counts(
             for t in described
             if t.get("error_code", 0) == 0 and t.get("partitions")
         }
+    finally:
+        admin.close()
+
+
+def list_topics(kafka: KafkaConfig, *, client_id: str = "edgeloop-admin") -> set[str]:
+    """Names of every topic in the cluster."""
+    admin = _admin(kafka, client_id)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def delete_topics(
+    kafka: KafkaConfig, names: Iterable[str], *, client_id: str = "edgeloop-admin"
+) -> int:
+    """Delete the named topics (for tests and benchmarks cleaning up after themselves).
+
+    Returns how many deletions were requested; topics already gone are skipped.
+    """
+    from kafka.errors import KafkaError
+
+    wanted = sorted(set(names))
+    admin = _admin(kafka, client_id)
+    try:
+        present = wanted and sorted(set(wanted) & set(admin.list_topics()))
+        for i in range(0, len(present), 100):
+            try:
+                admin.delete_topics(present[i : i + 100], timeout_ms=30_000)
+            except KafkaError as exc:  # e.g. one of them was deleted meanwhile
+                logger.warning("deleting %d topics: %s", len(present[i : i + 100]), exc)
+        return len(present)
     finally:
         admin.close()

@@ -305,6 +305,15 @@ def default_workers() -> int:
     return int(BridgeConfig.model_fields["workers"].default)
 
 
+def drop_run_topics(stack: Devstack, tag: str) -> None:
+    """Delete a run's Kafka topics (names carry its tag): stale topics slow every client."""
+    from cloud_stream.kafka_conn import delete_topics, list_topics
+    from pipeline.config.base import KafkaConfig
+
+    kafka = KafkaConfig(bootstrap_servers=[stack.kafka_bootstrap])
+    delete_topics(kafka, {t for t in list_topics(kafka) if tag in t})
+
+
 def run(quick: bool = False, workers: int | None = None) -> dict[str, Any]:
     """Run the benchmark and return the figures.
 
@@ -327,6 +336,7 @@ def run(quick: bool = False, workers: int | None = None) -> dict[str, Any]:
         report.update(_pipe_phase(stack, tag, n, steady_s, 5_000))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        drop_run_topics(stack, tag)
     report["ratio_vs_baseline"] = round(
         report["msgs_per_s"] / max(1, report["baseline_msgs_per_s"]), 3
     )

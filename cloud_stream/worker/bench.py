@@ -26,7 +26,7 @@ Worker start-up (Faust joining its group, 10-20 s) is never timed: inputs are
 in Kafka before the worker starts, and rates run from its first output. The
 worker's CPU time per frame and per point over the same span is reported too:
 it moves less than wall-clock rates when other work shares the machine. Topics
-are unique per run (left in Kafka); buckets are temporary and deleted.
+are unique per run and deleted at the end, as are the buckets.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud_stream.bridge.bench import drop_run_topics
 from cloud_stream.bridge.bench_tools import cpu_s
 from cloud_stream.worker.bench_tools import (
     AlertWatcher,
@@ -456,6 +457,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             w.stop()
         buckets.close()
         shutil.rmtree(r.work, ignore_errors=True)
+        drop_run_topics(stack, tag)
     report["lost"] = report["slowpath_lost"] + report["sink_lost"] + report["alerts_lost"]
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report

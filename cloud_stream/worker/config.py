@@ -68,11 +68,12 @@ class SlowPathConfig(Section):
         default=50, ge=1, le=10_000, description="Longest wait to fill a batch, ms"
     )
     concurrency: int = Field(
-        default=2,
+        default=4,
         ge=1,
         le=64,
-        description="Batches judged at once (each in its own thread): while one batch's "
-        "verdicts are sent, the next is already in the teacher. Verdict order does not matter",
+        description="Batches judged at once, each in its own thread (decode, preprocess, "
+        "teacher): keeps every core busy while other batches decode or send their verdicts "
+        "(on 2 cores: 1 -> ~220, 4 -> ~290 frames/s). Verdict order does not matter",
     )
     threads: int = Field(
         default=0,

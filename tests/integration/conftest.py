@@ -38,6 +38,20 @@ def devstack() -> Iterator[Devstack]:
         stack.down(started)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _delete_test_topics(devstack: Devstack) -> Iterator[None]:
+    """Delete the Kafka topics this session created (unique per test, plus Faust's
+    changelog and internal topics): a cluster with thousands of stale topics makes
+    every client's metadata slow, and benchmarks with it."""
+    from cloud_stream.kafka_conn import delete_topics, list_topics
+    from pipeline.config.base import KafkaConfig
+
+    kafka = KafkaConfig(bootstrap_servers=[devstack.kafka_bootstrap])
+    before = list_topics(kafka)
+    yield
+    delete_topics(kafka, list_topics(kafka) - before)
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique name for topics, groups and buckets of one test."""
