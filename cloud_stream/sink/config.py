@@ -50,7 +50,7 @@ class SinkConfig(Section):
         "until they succeed or the sink is closed",
     )
     max_in_flight: int = Field(
-        default=2,
+        default=3,
         ge=1,
         le=8,
         description="Batches being written at once while the next is read; InfluxDB "

@@ -404,14 +404,14 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Args:
         quick: 256 frames, 30,000 points, 20 alert samples (the full run: 1,024,
-            150,000 and 60).
+            400,000 and 60).
     """
     started = time.perf_counter()
     stack = Devstack()
     if not stack.healthy():
         raise EdgeloopError("the local stack is not running", hint="edgeloop devstack up")
     creds = stack.influx_credentials()
-    n_frames, m_points, samples = (256, 30_000, 20) if quick else (1024, 150_000, 60)
+    n_frames, m_points, samples = (256, 30_000, 20) if quick else (1024, 400_000, 60)
     slow_cfg = SlowPathConfig()
     batch = slow_cfg.batch_size
     tag = uuid.uuid4().hex[:8]
