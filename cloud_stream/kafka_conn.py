@@ -9,6 +9,7 @@ __all__ = [
     "kafka_options",
     "list_topics",
     "partition_counts",
+    "ssl_context",
 ]
 
 import logging
@@ -21,21 +22,27 @@ from pipeline.errors import EdgeloopError
 logger = logging.getLogger(__name__)
 
 
+def _sasl(kafka: KafkaConfig) -> dict[str, Any]:
+    """SASL settings, named the same by kafka-python and aiokafka."""
+    if not kafka.sasl_mechanism:
+        return {}
+    return {
+        "sasl_mechanism": kafka.sasl_mechanism,
+        "sasl_plain_username": kafka.sasl_username,
+        "sasl_plain_password": (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        ),
+    }
+
+
 def kafka_options(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
     """kafka-python connection options (producer, consumer and admin client)."""
     opts: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers,
         "client_id": client_id,
         "security_protocol": kafka.security_protocol,
+        **_sasl(kafka),
     }
-    if kafka.sasl_mechanism:
-        opts.update(
-            sasl_mechanism=kafka.sasl_mechanism,
-            sasl_plain_username=kafka.sasl_username,
-            sasl_plain_password=(
-                kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-            ),
-        )
     if kafka.tls is not None:
         opts.update(
             ssl_cafile=kafka.tls.ca_file,
@@ -52,24 +59,22 @@ def aiokafka_options(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
         "bootstrap_servers": ",".join(kafka.bootstrap_servers),
         "client_id": client_id,
         "security_protocol": kafka.security_protocol,
+        **_sasl(kafka),
     }
-    if kafka.sasl_mechanism:
-        opts.update(
-            sasl_mechanism=kafka.sasl_mechanism,
-            sasl_plain_username=kafka.sasl_username,
-            sasl_plain_password=(
-                kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-            ),
-        )
     if kafka.tls is not None:
-        from aiokafka.helpers import create_ssl_context
-
-        ctx = create_ssl_context(
-            cafile=kafka.tls.ca_file, certfile=kafka.tls.cert_file, keyfile=kafka.tls.key_file
-        )
-        ctx.check_hostname = not kafka.tls.insecure
-        opts["ssl_context"] = ctx
+        opts["ssl_context"] = ssl_context(kafka)
     return opts
+
+
+def ssl_context(kafka: KafkaConfig) -> Any:
+    """The TLS context of ``kafka.tls`` for aiokafka (and Faust's SSL credentials)."""
+    from aiokafka.helpers import create_ssl_context
+
+    tls = kafka.tls
+    assert tls is not None
+    ctx = create_ssl_context(cafile=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file)
+    ctx.check_hostname = not tls.insecure
+    return ctx
 
 
 def _admin(kafka: KafkaConfig, client_id: str) -> Any:

@@ -26,14 +26,13 @@ __all__ = [
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
-from pipeline.config.loader import parse_config
+from pipeline.config.loader import parse_config, read_config_text
 from pipeline.errors import ConfigError, ConfigProblem
 from pipeline.schemas.base import Label, SafeId
 
@@ -262,18 +261,10 @@ def load_rules(
         ConfigError: The file is missing, unreadable or invalid; every problem
             with its line.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(p),
-            [ConfigProblem("", "file not found")],
-            hint="pass the path of an existing file; configs/alerts.example.yaml is an example",
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(p), [ConfigProblem("", f"cannot read: {exc}")]) from exc
-    return parse_rules(text, source=str(p), env=env)
+    text = read_config_text(
+        path, hint="pass the path of an existing file; configs/alerts.example.yaml is an example"
+    )
+    return parse_rules(text, source=str(path), env=env)
 
 
 def _relocate(exc: ConfigError, text: str) -> ConfigError:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cloud_stream.influx import make_client
 from cloud_stream.ops.flux import parse_duration
 from pipeline.config.base import InfluxConfig
-from pipeline.config.loader import parse_config
+from pipeline.config.loader import parse_config, read_config_text
 from pipeline.errors import ConfigError, ConfigProblem, EdgeloopError
 
 #: Environment variable read for the token when ``--token`` is not given.
@@ -91,16 +91,9 @@ def load_influx_section(path: Path) -> InfluxConfig:
     Raises:
         ConfigError: the file is missing, not YAML, or the section is invalid.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(path),
-            [ConfigProblem("", "file not found")],
-            hint="pass the cloud worker YAML with --config, or use --url/--org/--bucket/--token",
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"cannot read: {exc}")]) from exc
+    text = read_config_text(
+        path, hint="pass the cloud worker YAML with --config, or use --url/--org/--bucket/--token"
+    )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

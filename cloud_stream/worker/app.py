@@ -27,6 +27,7 @@ from typing import Any
 
 import faust
 
+from cloud_stream.kafka_conn import ssl_context
 from cloud_stream.worker.agents import Agents, Tables, Topics
 from cloud_stream.worker.components import Components
 from cloud_stream.worker.config import CloudConfig
@@ -44,13 +45,7 @@ def _credentials(cfg: CloudConfig) -> Any:
             mechanism=k.sasl_mechanism,
         )
     if k.tls is not None:
-        from aiokafka.helpers import create_ssl_context
-
-        ctx = create_ssl_context(
-            cafile=k.tls.ca_file, certfile=k.tls.cert_file, keyfile=k.tls.key_file
-        )
-        ctx.check_hostname = not k.tls.insecure
-        return faust.SSLCredentials(ctx)
+        return faust.SSLCredentials(ssl_context(k))
     return None
 
 

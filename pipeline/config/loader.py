@@ -12,7 +12,7 @@ Errors name the file, the line, the dotted path inside the file, and the fix.
 
 from __future__ import annotations
 
-__all__ = ["load_config", "parse_config", "validate_config_file"]
+__all__ = ["load_config", "parse_config", "read_config_text", "validate_config_file"]
 
 import os
 import re
@@ -202,6 +202,23 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def read_config_text(
+    path: str | os.PathLike[str], *, hint: str = "pass the path of an existing file"
+) -> str:
+    """The text of a config file, or a :class:`ConfigError` naming it.
+
+    Raises:
+        ConfigError: the file is missing (with ``hint``) or cannot be read as UTF-8.
+    """
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(p), [ConfigProblem("", "file not found")], hint=hint) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), [ConfigProblem("", f"cannot read: {exc}")]) from exc
+
+
 def load_config(
     path: str | os.PathLike[str],
     model: type[M],
@@ -214,18 +231,10 @@ def load_config(
     Raises:
         ConfigError: if the file is missing, unreadable or invalid.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(p),
-            [ConfigProblem("", "file not found")],
-            hint="pass the path of an existing file; examples are in configs/",
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(p), [ConfigProblem("", f"cannot read: {exc}")]) from exc
-    return parse_config(text, model, source=str(p), env=env, env_prefix=env_prefix)
+    text = read_config_text(
+        path, hint="pass the path of an existing file; examples are in configs/"
+    )
+    return parse_config(text, model, source=str(path), env=env, env_prefix=env_prefix)
 
 
 def validate_config_file(path: str | os.PathLike[str], model: type[BaseModel]) -> list[str]:
