@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["BridgeConfig", "PartitionConfig", "ProducerConfig", "default_topic_map"]
+__all__ = [
+    "KAFKA_RECORD_LIMIT",
+    "RECORD_OVERHEAD",
+    "BridgeConfig",
+    "PartitionConfig",
+    "ProducerConfig",
+    "default_topic_map",
+]
 
 from collections.abc import Callable
 from typing import Literal
@@ -42,8 +49,23 @@ def default_topic_map() -> dict[str, str]:
     }
 
 
+#: Largest payload the bridge forwards by default: under Kafka's default
+#: message.max.bytes (1,048,588) with room for the record's headers.
+KAFKA_RECORD_LIMIT = 1_000_000
+#: Room kept for a record's key, headers and framing beside its payload.
+RECORD_OVERHEAD = 32 * 1024
+
+
 class ProducerConfig(Section):
     """Kafka producer tuning."""
+
+    max_request_bytes: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        le=256 << 20,
+        description="Largest produce request (the client's max_request_size); must hold "
+        "the largest record, and the broker must accept it (message.max.bytes)",
+    )
 
     client: Literal["kafka-python", "aiokafka"] = Field(
         default="aiokafka",
@@ -122,7 +144,12 @@ class BridgeConfig(Section):
         default=DEFAULT_MAX_BYTES, ge=1024, description="Larger JSON payloads go to the DLQ"
     )
     max_frame_bytes: int = Field(
-        default=MAX_FRAME_BYTES, ge=1024, description="Larger frames go to the DLQ"
+        default=KAFKA_RECORD_LIMIT,
+        ge=1024,
+        le=MAX_FRAME_BYTES,
+        description="Larger frames go to the DLQ (their first bytes only). Kafka refuses "
+        "records over its message.max.bytes (1 MiB by default): raise this only together "
+        "with producer.max_request_bytes and the topics' max.message.bytes",
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka connection")
@@ -155,6 +182,17 @@ class BridgeConfig(Section):
     @classmethod
     def _dlq(cls, value: str) -> str:
         return _valid(check_kafka_topic, value)
+
+    @model_validator(mode="after")
+    def _fits_kafka(self) -> BridgeConfig:
+        largest = max(self.max_frame_bytes, self.max_json_bytes) + RECORD_OVERHEAD
+        if largest > self.producer.max_request_bytes:
+            raise ValueError(
+                f"max_frame_bytes/max_json_bytes plus {RECORD_OVERHEAD} bytes of headers "
+                f"({largest}) exceed producer.max_request_bytes "
+                f"({self.producer.max_request_bytes}): such records could never be sent"
+            )
+        return self
 
     @model_validator(mode="after")
     def _slot(self) -> BridgeConfig:

@@ -69,6 +69,7 @@ def make_producer(config: BridgeConfig) -> KafkaProducer:
         **kafka_options(config),
         acks="all",
         enable_idempotence=True,
+        max_request_size=p.max_request_bytes,
         compression_type=None if p.compression == "none" else p.compression,
         linger_ms=p.linger_ms,
         batch_size=p.batch_size,
@@ -97,6 +98,7 @@ def aiokafka_producer_options(config: BridgeConfig) -> dict[str, Any]:
         "compression_type": None if p.compression == "none" else p.compression,
         "linger_ms": p.linger_ms,
         "max_batch_size": p.batch_size,
+        "max_request_size": p.max_request_bytes,
         "request_timeout_ms": min(30_000, p.delivery_timeout_ms),
         "retry_backoff_ms": 200,
     }

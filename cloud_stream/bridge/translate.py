@@ -62,7 +62,8 @@ class KafkaRecord:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A rejected payload, kept byte for byte, with why it was rejected."""
+    """A rejected payload, kept byte for byte (only its start when it is larger than
+    Kafka takes; ``dlq.kept`` says how much), with why it was rejected."""
 
     topic: str
     key: bytes
@@ -81,6 +82,9 @@ def _dead(
     detail: str,
     key: str | None = None,
 ) -> DeadLetter:
+    # A payload too large for Kafka cannot go to the DLQ whole either: keep its start.
+    limit = config.max_frame_bytes
+    kept = payload if len(payload) <= limit else payload[:limit]
     meta = DeadLetterMetaV1(
         reason=reason,
         detail=detail[:4096],
@@ -88,12 +92,13 @@ def _dead(
         component=component,
         received_ts=now_ns(),
         size=len(payload),
+        kept=None if kept is payload else len(kept),
     )
     headers = dlq_headers(meta)
     return DeadLetter(
         topic=config.dlq_topic,
         key=(key or "unknown").encode(),
-        value=payload,
+        value=kept,
         headers=headers,
         reason=reason,
         detail=detail,

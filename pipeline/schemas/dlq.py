@@ -37,8 +37,14 @@ class DeadLetterMetaV1(StrictModel):
     component: str = Field(max_length=128, description="Who rejected it, e.g. bridge-1")
     received_ts: TimestampNs
     size: int = Field(ge=0, description="Bytes of the original payload")
+    kept: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bytes of the payload kept in the record, when it was too large for "
+        "Kafka and only its start is kept (absent: the record holds all of it)",
+    )
 
 
 def dlq_headers(meta: DeadLetterMetaV1) -> list[tuple[str, bytes]]:
     """The record headers of a dead letter: every metadata field as ``dlq.<name>``."""
-    return [(f"dlq.{k}", str(v).encode()) for k, v in meta.model_dump().items()]
+    return [(f"dlq.{k}", str(v).encode()) for k, v in meta.model_dump().items() if v is not None]

@@ -302,3 +302,44 @@ def test_workers_keep_order_and_a_killed_worker_comes_back(
     records = drain(devstack.kafka_bootstrap, [topic], len(first) + len(second), timeout=120)
     assert {decode(r.value).id for r in records} == {m.id for m in first + second}
     _check_order(records)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_frame_larger_than_kafka_takes_goes_to_dlq_and_traffic_flows(
+    devstack, bridge_settings, bridge_factory, publisher, result_factory, model_ref, unique, client
+):
+    """A 2 MB frame (Kafka's default limit is 1 MiB) used to be retried forever."""
+
+    bridge_settings = _with_client(bridge_settings, client)
+    bridge_factory(bridge_settings)
+    big = b"\xff\xd8" + b"\x22" * 2_000_000 + b"\xff\xd9"
+    meta = FrameMetaV1(
+        id=new_id(),
+        site=unique,
+        device="cam-big",
+        seq=1,
+        ts=now_ns(),
+        model=model_ref,
+        source="cam0",
+        result_id=new_id(),
+        reason="uncertain",
+        label="ok",
+        score=0.5,
+        width=640,
+        height=480,
+        size=len(big),
+        phash="0123456789abcdef",
+    )
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = to_properties(meta)
+    publisher.publish(f"edgeloop/v1/{unique}/cam-big/frame", big, props).wait_for_publish(30)
+    after = _results(result_factory, unique, devices=1, per_device=5)
+    publisher.publish_all((_topic(m), encode(m)) for m in after)
+    dlq = drain(devstack.kafka_bootstrap, [bridge_settings["dlq_topic"]], 1, timeout=60)
+    [letter] = [r for r in dlq if r.key == b"cam-big"]
+    headers = dict(letter.headers)
+    assert headers["dlq.reason"] == b"oversize"
+    assert headers["dlq.size"] == str(len(big)).encode()
+    assert letter.value == big[: int(headers["dlq.kept"])]
+    records = drain(devstack.kafka_bootstrap, [bridge_settings["topic_map"]["result"]], 5)
+    assert {decode(r.value).id for r in records} == {m.id for m in after}

@@ -188,3 +188,27 @@ def test_a_pre_parsed_topic_gives_the_same_record(result_factory):
     payload = encode(result_factory())
     parsed = translate(CFG, TOPIC, payload, bridge_ts=5, addr=parse_mqtt_topic(TOPIC))
     assert parsed == translate(CFG, TOPIC, payload, bridge_ts=5)
+
+
+def test_a_frame_too_large_for_kafka_is_a_dead_letter_with_its_start(model_ref):
+    """Kafka refuses records over ~1 MiB: such a frame would be retried forever and
+    stall the bridge. It goes to the DLQ instead, with as much of it as Kafka takes."""
+    big = b"\xff\xd8" + b"\x11" * 2_000_000 + b"\xff\xd9"
+    props = _frame_props(model_ref, size=len(big))
+    out = translate(CFG, "edgeloop/v1/plant-a/cam-01/frame", big, props)
+    assert isinstance(out, DeadLetter)
+    assert out.reason == "oversize"
+    assert out.value == big[: CFG.max_frame_bytes]
+    headers = dict(out.headers)
+    assert headers["dlq.size"] == str(len(big)).encode()
+    assert headers["dlq.kept"] == str(CFG.max_frame_bytes).encode()
+    small = translate(CFG, TOPIC, b"{not json")
+    assert isinstance(small, DeadLetter)
+    assert "dlq.kept" not in dict(small.headers), "a payload kept whole says nothing"
+
+
+def test_limits_that_kafka_could_never_take_are_a_config_error():
+    with pytest.raises(ValueError, match="max_request_bytes"):
+        BridgeConfig(max_frame_bytes=4_000_000)
+    ok = BridgeConfig(max_frame_bytes=4_000_000, producer={"max_request_bytes": 4_200_000})
+    assert ok.max_frame_bytes == 4_000_000
