@@ -415,6 +415,11 @@ class _Worker:
             if self.metric("edgeloop_worker_verdicts_total") >= frames:
                 break
             time.sleep(0.5)
+        results = _count(self.stack, self.topics["results"])
+        while time.monotonic() < deadline:  # every result through the rules and fleet
+            if self.metric('edgeloop_worker_processed_total{agent="on_results"}') >= results:
+                break
+            time.sleep(0.5)
         seen = self.metric("edgeloop_worker_derived_points_total")
         while time.monotonic() < deadline:  # one more fleet/drift publication, with every row
             if self.metric("edgeloop_worker_derived_points_total") > seen:

@@ -101,7 +101,7 @@ class Agents:
         self.m = c.metrics
         self.component = f"{self.cfg.app_id}/{self.cfg.instance}"
         self.has_line_rules = any(is_line_scoped(ev) for ev in c.evaluators)
-        self._published: dict[str, Any] = {}  # fleet device -> changed_ns last written
+        self._published: dict[str, Any] = {}  # fleet device -> row revision last written
         self._last_publish: dict[int, float] = {}
         self._dlq_warn = WarnLimiter(logger)
 
@@ -263,7 +263,9 @@ class Agents:
         for device, row in list(self.tables.fleet.items()):
             if partition_for(device, self.c.partitions) != p:
                 continue
-            if self._published.get(device) == row["changed_ns"]:
+            # By revision, not time: a message with an older timestamp (devices' clocks
+            # differ) still changes the row, and the point at changed_ns is rewritten.
+            if self._published.get(device) == row.get("rev"):
                 continue
             lines.append(
                 fleet_line(
@@ -279,7 +281,7 @@ class Agents:
                     results=int(row["results"]),
                 )
             )
-            self._published[device] = row["changed_ns"]
+            self._published[device] = row.get("rev")
         return lines
 
     def _drift_lines(self, p: int, now: int) -> list[str]:

@@ -30,6 +30,7 @@ FleetRow = dict[str, Any]
 def _row(row: FleetRow | None, site: str, device: str) -> FleetRow:
     if row is None:
         return {
+            "rev": 1,
             "site": site,
             "device": device,
             "state": "unknown",
@@ -43,7 +44,9 @@ def _row(row: FleetRow | None, site: str, device: str) -> FleetRow:
             "esc_n": 0.0,
             "esc_ts": 0,
         }
-    return dict(row)
+    out = dict(row)
+    out["rev"] = int(out.get("rev", 0)) + 1  # every update is a new revision to publish
+    return out
 
 
 def _seen(row: FleetRow, ts: int) -> None:

@@ -169,3 +169,14 @@ def test_observing_does_not_mutate_the_stored_row() -> None:
     before = dict(row)
     fleet.observe_result(row, result(2, T0 + NS))
     assert row == before
+
+
+def test_every_update_is_a_new_revision_even_with_an_older_timestamp() -> None:
+    """Devices' clocks differ: a result stamped earlier than the newest still changes
+    the row (its count), so the row must be published again (the tick compares revisions)."""
+    row = fleet.observe_result(None, result(2, T0 + 60 * NS))
+    before = (row["rev"], row["changed_ns"])
+    row = fleet.observe_result(row, result(1, T0))
+    assert row["results"] == 2
+    assert row["changed_ns"] == before[1], "the point keeps its deterministic time"
+    assert row["rev"] == before[0] + 1
