@@ -9,9 +9,11 @@ __all__ = [
     "kafka_options",
     "list_topics",
     "partition_counts",
+    "partition_of",
     "ssl_context",
 ]
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +22,18 @@ from pipeline.config.base import KafkaConfig
 from pipeline.errors import EdgeloopError
 
 logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=65_536)
+def partition_of(key: bytes, count: int) -> int:
+    """Kafka's default partition of a keyed record (murmur2, as every Kafka client).
+
+    Cached: murmur2 is pure Python, and the bridge and workers see the same few
+    device ids over and over.
+    """
+    from kafka.partitioner.default import murmur2
+
+    return int(murmur2(key) & 0x7FFFFFFF) % count
 
 
 def _sasl(kafka: KafkaConfig) -> dict[str, Any]:

@@ -8,28 +8,17 @@ __all__ = [
     "ensure_topics",
     "kafka_options",
     "make_producer",
-    "partition_of",
 ]
 
-import functools
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.partitioner.default import DefaultPartitioner, murmur2
+from kafka.partitioner.default import DefaultPartitioner
 
 from cloud_stream.bridge.config import BridgeConfig
-from cloud_stream.kafka_conn import aiokafka_options
+from cloud_stream.kafka_conn import aiokafka_options, partition_of
 from cloud_stream.kafka_conn import ensure_topics as create_missing
 from cloud_stream.kafka_conn import kafka_options as shared_options
-
-
-@functools.lru_cache(maxsize=65_536)
-def partition_of(key: bytes, count: int) -> int:
-    """Kafka's default partition of a keyed record (murmur2, as every Kafka client).
-
-    Cached: murmur2 is pure Python, and a bridge sees the same few device ids.
-    """
-    return int(murmur2(key) & 0x7FFFFFFF) % count
 
 
 def kafka_options(config: BridgeConfig) -> dict[str, Any]:

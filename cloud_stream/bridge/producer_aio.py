@@ -36,9 +36,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
-from cloud_stream.bridge.kafka_setup import aiokafka_producer_options, partition_of
+from cloud_stream.bridge.kafka_setup import aiokafka_producer_options
 from cloud_stream.bridge.producer import Pending, RecordProducer
 from cloud_stream.bridge.translate import DeadLetter, KafkaRecord
+from cloud_stream.kafka_conn import partition_of
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ frames); the other agents skip them.
 
 from __future__ import annotations
 
-__all__ = ["Agents", "Tables", "Topics", "partition_for"]
+__all__ = ["Agents", "Tables", "Topics"]
 
 import asyncio
 import logging
@@ -23,6 +23,7 @@ from cloud_stream.alerts.rules import DefectRateRule
 from cloud_stream.datasets.pool import SampleWriter
 from cloud_stream.datasets.sample import SampleMeta
 from cloud_stream.drift.audit import AgreementAudit, DriftFigure, ScoreShift
+from cloud_stream.kafka_conn import partition_of
 from cloud_stream.sink.points import drift_line, fleet_line
 from cloud_stream.worker import fleet
 from cloud_stream.worker.components import Components
@@ -34,13 +35,6 @@ from pipeline.schemas import AlertV1, ResultV1, StatusV1, TelemetryV1, VerdictV1
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Record], Awaitable[None]]
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2, as every client)."""
-    from kafka.partitioner.default import murmur2
-
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def is_line_scoped(ev: Evaluator[Any, Any]) -> bool:
@@ -236,7 +230,7 @@ class Agents:
         n = self.c.partitions
         for key, data in list(table.items()):
             ev = next((e for e in self.c.evaluators if e.owns(key)), None)
-            if ev is None or partition_for(kafka_key_of_state(ev, key), n) != p:
+            if ev is None or partition_of(kafka_key_of_state(ev, key).encode(), n) != p:
                 continue  # another partition's, or a rule removed from the file
             st = ev.state(key, data)
             if ev.ticks:
@@ -261,7 +255,7 @@ class Agents:
     def _fleet_lines(self, p: int, now: int) -> list[str]:
         lines = []
         for device, row in list(self.tables.fleet.items()):
-            if partition_for(device, self.c.partitions) != p:
+            if partition_of(device.encode(), self.c.partitions) != p:
                 continue
             # By revision, not time: a message with an older timestamp (devices' clocks
             # differ) still changes the row, and the point at changed_ns is rewritten.
@@ -288,7 +282,7 @@ class Agents:
         figures: list[DriftFigure] = []
         for key, data in list(self.tables.audit.items()):
             device = key.split("|", 1)[1].split("/")[1]
-            if partition_for(device, self.c.partitions) != p:
+            if partition_of(device.encode(), self.c.partitions) != p:
                 continue
             if key.startswith("agree|"):
                 figures.extend(AgreementAudit.from_state(data).figures(now))

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from cloud_stream.bridge.config import BridgeConfig
-from cloud_stream.bridge.kafka_setup import partition_of
 from cloud_stream.bridge.producer import Pending
 from cloud_stream.bridge.service import Bridge
 from cloud_stream.bridge.translate import KafkaRecord
+from cloud_stream.kafka_conn import partition_of
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
 from cloud_stream.bridge.config import BridgeConfig
-from cloud_stream.bridge.kafka_setup import partition_of
 from cloud_stream.bridge.producer import Pending, make_record_producer
 from cloud_stream.bridge.producer_aio import AioKafkaProducer
 from cloud_stream.bridge.producer_kp import KafkaPythonProducer
 from cloud_stream.bridge.translate import KafkaRecord
+from cloud_stream.kafka_conn import partition_of
 
 
 class Handler:

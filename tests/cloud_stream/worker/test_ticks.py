@@ -11,8 +11,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
 from kafka.partitioner.default import DefaultPartitioner as KafkaPartitioner
 
+from cloud_stream.kafka_conn import partition_of
 from cloud_stream.worker import agents as agents_module
-from cloud_stream.worker.agents import partition_for
 from cloud_stream.worker.config import AuditConfig, CloudConfig
 from tests.cloud_stream.alerts.messages import NS, T0, result, status, verdict
 from tests.cloud_stream.worker.fakes import (
@@ -82,15 +82,15 @@ PA, PB = kafka_partition(A, N), kafka_partition(B, N)
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 12])
-def test_partition_for_matches_the_kafka_clients(n: int) -> None:
+def test_partition_of_matches_the_kafka_clients(n: int) -> None:
     keys = ["cam-01", "cam-02", "edge-01", "plant-a/line1", "plant-b/line-7", "x", "ä-ö"]
     keys += [f"dev-{i}" for i in range(50)]
     aio = AioPartitioner()
     for key in keys:
         want = kafka_partition(key, n)
-        assert partition_for(key, n) == want, key
+        assert partition_of(key.encode(), n) == want, key
         assert aio(key.encode(), list(range(n)), list(range(n))) == want, key
-    assert len({partition_for(k, n) for k in keys}) == n  # and it spreads them
+    assert len({partition_of(k.encode(), n) for k in keys}) == n  # and it spreads them
 
 
 def _tick(h: Harness, partition: int, now: int | None) -> None:
