@@ -11,7 +11,6 @@ __all__ = [
     "default_topic_map",
 ]
 
-from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -23,19 +22,11 @@ from pipeline.config.base import (
     MetricsConfig,
     MqttConfig,
     Section,
+    checked,
 )
-from pipeline.errors import TopicError
 from pipeline.schemas.codec import DEFAULT_MAX_BYTES
 from pipeline.schemas.frame import MAX_FRAME_BYTES
 from pipeline.topics import KafkaTopics, Stream, check_id, check_kafka_topic
-
-
-def _valid(check: Callable[[str], str], value: str) -> str:
-    """Run a topic/id check, turning its error into the ValueError pydantic reports."""
-    try:
-        return check(value)
-    except TopicError as exc:
-        raise ValueError(exc.message) from exc
 
 
 def default_topic_map() -> dict[str, str]:
@@ -161,12 +152,12 @@ class BridgeConfig(Section):
     @field_validator("instance", "share_group")
     @classmethod
     def _safe(cls, value: str) -> str:
-        return _valid(check_id, value)
+        return checked(check_id, value)
 
     @field_validator("site")
     @classmethod
     def _site(cls, value: str) -> str:
-        return value if value == "+" else _valid(check_id, value)
+        return value if value == "+" else checked(check_id, value)
 
     @field_validator("topic_map")
     @classmethod
@@ -175,13 +166,13 @@ class BridgeConfig(Section):
         for stream, topic in value.items():
             if stream not in known:
                 raise ValueError(f"unknown stream {stream!r}; use one of {sorted(known)}")
-            _valid(check_kafka_topic, topic)
+            checked(check_kafka_topic, topic)
         return value
 
     @field_validator("dlq_topic")
     @classmethod
     def _dlq(cls, value: str) -> str:
-        return _valid(check_kafka_topic, value)
+        return checked(check_kafka_topic, value)
 
     @model_validator(mode="after")
     def _fits_kafka(self) -> BridgeConfig:

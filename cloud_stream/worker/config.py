@@ -14,8 +14,8 @@ from pipeline.config.base import (
     LoggingConfig,
     MetricsConfig,
     Section,
+    checked,
 )
-from pipeline.errors import TopicError
 from pipeline.topics import KafkaTopics, check_id, check_kafka_topic
 
 
@@ -33,10 +33,7 @@ class CloudTopics(Section):
     @field_validator("*")
     @classmethod
     def _topic(cls, value: str) -> str:
-        try:
-            return check_kafka_topic(value)
-        except TopicError as exc:
-            raise ValueError(exc.message) from exc
+        return checked(check_kafka_topic, value)
 
 
 class AgentsConfig(Section):
@@ -134,7 +131,4 @@ class CloudConfig(Section):
     @field_validator("app_id", "instance")
     @classmethod
     def _safe(cls, value: str) -> str:
-        try:
-            return check_id(value)
-        except TopicError as exc:
-            raise ValueError(exc.message) from exc
+        return checked(check_id, value)

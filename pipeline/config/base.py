@@ -11,11 +11,23 @@ __all__ = [
     "MqttConfig",
     "Section",
     "TlsConfig",
+    "checked",
 ]
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from pipeline.errors import TopicError
+
+
+def checked(check: Callable[[str], str], value: str) -> str:
+    """Run a topic/id check in a validator, its error as the ValueError pydantic reports."""
+    try:
+        return check(value)
+    except TopicError as exc:
+        raise ValueError(exc.message) from exc
 
 
 class Section(BaseModel):
