@@ -28,6 +28,7 @@ from pipeline.schemas import (
     now_ns,
 )
 from pipeline.schemas.dlq import DlqReason, dlq_headers
+from pipeline.schemas.frame import jpeg_problem
 from pipeline.topics import MqttAddress, Stream, check_id, parse_mqtt_topic
 
 Headers = list[tuple[str, bytes]]
@@ -235,10 +236,9 @@ def _frame(
     problem = _check_owner(addr, meta.site, meta.device, meta.type)
     if problem:
         return dead("invalid", problem)
-    if not (payload.startswith(b"\xff\xd8") and payload.rstrip(b"\x00").endswith(b"\xff\xd9")):
-        return dead("corrupt_frame", "payload is not a complete JPEG (no SOI/EOI markers)")
-    if meta.size != len(payload):
-        return dead("corrupt_frame", f"metadata says {meta.size} bytes, payload has {len(payload)}")
+    corrupt = jpeg_problem(meta, payload)
+    if corrupt:
+        return dead("corrupt_frame", corrupt)
     headers: Headers = [("content-type", b"image/jpeg")]
     headers += [(k, v.encode()) for k, v in props]
     headers += _trace_headers(mqtt_topic, meta.ts, ts)

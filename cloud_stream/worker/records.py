@@ -18,7 +18,7 @@ from pipeline.errors import SchemaError
 from pipeline.schemas import DeadLetterMetaV1, FrameMetaV1, decode, from_properties, now_ns
 from pipeline.schemas.base import StrictModel
 from pipeline.schemas.dlq import DlqReason, dlq_headers
-from pipeline.schemas.frame import MAX_FRAME_BYTES
+from pipeline.schemas.frame import MAX_FRAME_BYTES, jpeg_problem
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -92,16 +92,9 @@ def decode_frame(record: Record) -> FrameMetaV1:
             f"headers describe a {getattr(meta, 'type', '?')!r} message, not a frame",
             where=record.where,
         )
-    if meta.size != len(value):
-        raise SchemaError(
-            "corrupt_frame",
-            f"metadata says {meta.size} bytes, the record has {len(value)}",
-            where=record.where,
-        )
-    if not (value.startswith(b"\xff\xd8") and value.rstrip(b"\x00").endswith(b"\xff\xd9")):
-        raise SchemaError(
-            "corrupt_frame", "value is not a complete JPEG (no SOI/EOI markers)", where=record.where
-        )
+    corrupt = jpeg_problem(meta, value)
+    if corrupt:
+        raise SchemaError("corrupt_frame", corrupt, where=record.where)
     return meta
 
 

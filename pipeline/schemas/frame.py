@@ -6,7 +6,7 @@ user properties and Kafka headers (see :mod:`pipeline.schemas.properties`).
 
 from __future__ import annotations
 
-__all__ = ["FrameMetaV1"]
+__all__ = ["MAX_FRAME_BYTES", "FrameMetaV1", "jpeg_problem"]
 
 from typing import Literal
 
@@ -34,3 +34,16 @@ class FrameMetaV1(Envelope):
     encoding: Literal["jpeg"] = "jpeg"
     size: int = Field(ge=1, le=MAX_FRAME_BYTES, description="Bytes of the encoded frame")
     phash: str = Field(pattern=r"^[0-9a-f]{16}$", description="64-bit perceptual hash, hex")
+
+
+def jpeg_problem(meta: FrameMetaV1, payload: bytes) -> str | None:
+    """Why ``payload`` cannot be the JPEG ``meta`` announces, or None if it can.
+
+    Cheap checks only (markers and size; decoding is the consumer's job), shared by
+    the bridge and the workers so a frame is judged the same on both sides.
+    """
+    if not (payload.startswith(b"\xff\xd8") and payload.rstrip(b"\x00").endswith(b"\xff\xd9")):
+        return "payload is not a complete JPEG (no SOI/EOI markers)"
+    if meta.size != len(payload):
+        return f"metadata says {meta.size} bytes, payload has {len(payload)}"
+    return None
