@@ -19,10 +19,12 @@ through each service and prints what came back:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -344,9 +346,7 @@ class _Worker:
     """A cloud worker process on the demo's topics, and what it produced."""
 
     def __init__(self, stack: Devstack, run: str, topics: dict[str, str], tmp: Path):
-        import subprocess
-
-        import yaml
+        from cloud_stream.worker.bench_tools import WorkerProcess
 
         self.stack = stack
         self.topics = {
@@ -359,7 +359,6 @@ class _Worker:
             "dlq": f"edgeloop.demo.{run}.dlq",
         }
         self.datasets = tmp / "datasets"
-        self.port = _free_port()
         cfg = {
             "app_id": f"demo-cloud-{run}",
             "instance": "demo-worker",
@@ -369,70 +368,40 @@ class _Worker:
             "rules_file": str(REPO / "configs" / "alerts.example.yaml"),
             "datasets": {"root": str(self.datasets)},
             "audit": {"tick_s": 1, "publish_every_s": 2},
-            "metrics": {"enabled": True, "port": self.port},
             "logging": {"level": "WARNING"},
         }
-        path = tmp / "cloud.yaml"
-        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.log = (tmp / "worker.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli.main", "cloud", "worker", "--config", str(path)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while not self._get("/healthz").startswith('{"ok": true'):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the cloud worker did not start; log: {tmp / 'worker.log'}")
+        self.proc = WorkerProcess(cfg, tmp, "demo-worker")
+        self.proc.start()
+        self.proc.wait_ready(120)
+
+    def _wait(self, deadline: float, done: Callable[[], bool]) -> None:
+        while time.monotonic() < deadline and not done():
             time.sleep(0.5)
-
-    def _get(self, path: str) -> str:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
-                return str(r.read().decode())
-        except urllib.error.HTTPError as exc:  # 503 while starting: its body says why
-            return str(exc.read().decode())
-        except OSError:
-            return ""
-
-    def metric(self, name: str) -> float:
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in self._get("/metrics").splitlines()
-            if line.startswith(name)
-        )
 
     def report(self, site: str) -> tuple[bool, list[str]]:
         """Wait until the worker caught up, then show verdicts, alerts, fleet, dataset."""
         import subprocess
 
+        metric = self.proc.metric
         frames = _count(self.stack, self.topics["frames"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.metric("edgeloop_worker_verdicts_total") >= frames:
-                break
-            time.sleep(0.5)
         results = _count(self.stack, self.topics["results"])
-        while time.monotonic() < deadline:  # every result through the rules and fleet
-            if self.metric('edgeloop_worker_processed_total{agent="on_results"}') >= results:
-                break
-            time.sleep(0.5)
-        seen = self.metric("edgeloop_worker_derived_points_total")
-        while time.monotonic() < deadline:  # one more fleet/drift publication, with every row
-            if self.metric("edgeloop_worker_derived_points_total") > seen:
-                break
-            time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        self._wait(deadline, lambda: metric("edgeloop_worker_verdicts_total") >= frames)
+        # every result through the rules and the fleet table
+        self._wait(
+            deadline,
+            lambda: metric("edgeloop_worker_processed_total", agent="on_results") >= results,
+        )
+        # then one more fleet/drift publication, with every row
+        seen = metric("edgeloop_worker_derived_points_total")
+        self._wait(deadline, lambda: metric("edgeloop_worker_derived_points_total") > seen)
         time.sleep(1)  # the sink's last flush
-        agree = self.metric('edgeloop_worker_verdicts_total{agree="true"}')
-        verdicts = self.metric("edgeloop_worker_verdicts_total")
+        verdicts = metric("edgeloop_worker_verdicts_total")
         lines = [
             f"    cloud worker: {int(verdicts)} teacher verdicts for {frames} uploaded frames "
-            f"({int(agree)} agree with the edge), "
-            f"{int(self.metric('edgeloop_worker_dataset_samples_total'))} dataset samples, "
-            f"{int(self.metric('edgeloop_worker_sink_points_total'))} InfluxDB points",
+            f"({int(metric('edgeloop_worker_verdicts_total', agree='true'))} agree with the "
+            f"edge), {int(metric('edgeloop_worker_dataset_samples_total'))} dataset samples, "
+            f"{int(metric('edgeloop_worker_sink_points_total'))} InfluxDB points",
         ]
         for cmd in (
             ["alerts", "--since", "15m", "--site", site],
@@ -450,27 +419,16 @@ class _Worker:
             lines += [f"      {line}" for line in (out.stdout or out.stderr).splitlines()[:12]]
         return verdicts >= frames, lines
 
-    def close(self) -> None:
-        import signal
 
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except Exception:
-            self.proc.kill()
-        self.log.close()
-
-
-class _cloud_worker:  # noqa: N801 - used as a context manager, like a function
-    def __init__(self, stack: Devstack, run: str, topics: dict[str, str], tmp: Path):
-        self.args = (stack, run, topics, tmp)
-
-    def __enter__(self) -> _Worker:
-        self.worker = _Worker(*self.args)
-        return self.worker
-
-    def __exit__(self, *exc: object) -> None:
-        self.worker.close()
+@contextlib.contextmanager
+def _cloud_worker(
+    stack: Devstack, run: str, topics: dict[str, str], tmp: Path
+) -> Iterator[_Worker]:
+    worker = _Worker(stack, run, topics, tmp)
+    try:
+        yield worker
+    finally:
+        worker.proc.stop()
 
 
 def _count(stack: Devstack, topic: str) -> int:
@@ -483,14 +441,6 @@ def _count(stack: Devstack, topic: str) -> int:
     n = sum(1 for _ in consumer)
     consumer.close()
     return n
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

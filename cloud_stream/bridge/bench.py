@@ -38,7 +38,7 @@ import yaml
 from cloud_stream.bridge.bench_tools import (
     ToolPublisher,
     cpu_s,
-    create_topic,
+    create_topics,
     free_ports,
     healthy,
     ids_of,
@@ -207,7 +207,7 @@ def _bridge_phases(
 ) -> dict[str, Any]:
     bootstrap = stack.kafka_bootstrap
     topic = f"bench.{tag}.bridge"
-    create_topic(bootstrap, topic)
+    create_topics(bootstrap, [topic])
     site = f"b{tag}"
     proc, _port = _start_bridge(stack, site, topic, work, workers)
     host, mqtt_port = stack.mqtt_address
@@ -263,7 +263,7 @@ def _pipe_phase(stack: Devstack, tag: str, n: int, steady_s: float, rate: int) -
     host, mqtt_port = stack.mqtt_address
     bootstrap = stack.kafka_bootstrap
     topic = f"bench.{tag}.pipe"
-    create_topic(bootstrap, topic)
+    create_topics(bootstrap, [topic])
     site = f"p{tag}"
     _say("baseline: mosquitto_sub | kcat -P")
     command = (

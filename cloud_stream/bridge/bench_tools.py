@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ToolPublisher",
     "cpu_s",
-    "create_topic",
+    "create_topics",
     "free_ports",
     "healthy",
     "ids_of",
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +71,19 @@ class ToolPublisher:
             p.wait(timeout)
 
 
-def create_topic(bootstrap: str, name: str) -> None:
+def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 4) -> None:
+    """Create ``names`` (broker-stamped ``LogAppendTime``, so record times are append times)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics(
             [
                 NewTopic(
                     name,
-                    num_partitions=4,
+                    num_partitions=partitions,
                     replication_factor=1,
                     topic_configs={"message.timestamp.type": "LogAppendTime"},
                 )
+                for name in names
             ]
         )
     finally:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_stream.bridge.bench import drop_run_topics
-from cloud_stream.bridge.bench_tools import cpu_s
+from cloud_stream.bridge.bench_tools import cpu_s, create_topics
 from cloud_stream.worker.bench_tools import (
     AlertWatcher,
     Buckets,
@@ -53,7 +53,6 @@ from cloud_stream.worker.bench_tools import (
     WorkerProcess,
     anomaly_result,
     conveyor_frames,
-    create_topics,
     frame_record,
     metric_total,
     mqtt_client,

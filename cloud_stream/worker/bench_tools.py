@@ -15,7 +15,6 @@ __all__ = [
     "WorkerProcess",
     "anomaly_result",
     "conveyor_frames",
-    "create_topics",
     "frame_record",
     "metric_total",
     "mqtt_client",
@@ -23,6 +22,7 @@ __all__ = [
     "sink_results",
 ]
 
+import json
 import logging
 import os
 import random
@@ -106,6 +106,25 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise EdgeloopError(f"worker {self.name} did not serve /metrics within {timeout:.0f} s")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until /healthz says ready (Faust has its partitions and its tables)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                url = f"http://127.0.0.1:{self.port}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if json.loads(resp.read()).get("ok"):
+                        return
+            except OSError:  # not up yet, or 503 while it joins its group
+                pass
+            time.sleep(0.3)
+        raise EdgeloopError(f"worker {self.name} not ready within {timeout:.0f} s; see {self.log}")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One metric's total now (see :func:`metric_total`)."""
+        return metric_total(self.metrics(), name, **labels)
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
@@ -384,24 +403,3 @@ class AlertWatcher:
         """Subjects with a firing alert queryable now."""
         tables = self._client.query_api().query(self._flux, org=self._client.org)
         return {str(r.values["subject"]) for t in tables for r in t.records}
-
-
-def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 4) -> None:
-    """Create ``names`` (broker-stamped ``LogAppendTime``, so record times are append times)."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs={"message.timestamp.type": "LogAppendTime"},
-                )
-                for name in names
-            ]
-        )
-    finally:
-        admin.close()
