@@ -29,7 +29,6 @@ from typing import Any
 
 from aiokafka.errors import CommitFailedError
 from mode import Service
-from pydantic import ValidationError
 
 from cloud_stream.kafka_conn import aiokafka_options
 from cloud_stream.sink.points import lines_for
@@ -182,21 +181,26 @@ class SinkStream:
         return batch
 
     async def _add_all(self, batch: _Batch, tp: Any, recs: list[Any]) -> None:
-        """The hot path: validate against the topic's own message type (no union
-        dispatch, ~35% cheaper); anything unusual takes :meth:`_add` for its reason."""
+        """Add one partition's records; each is validated against its topic's own type
+        first (``decode(expect=...)``, a third cheaper than the union dispatch). Only a
+        rejected record costs an await (its dead letter)."""
         expect = self._expect.get(tp.topic)
         lines_out, origin = batch.lines, batch.origin
         for r in recs:
-            value = r.value
-            if expect is None or value is None:
-                await self._add(batch, tp, r)
-                continue
-            try:
-                lines = lines_for(expect.model_validate_json(value))
-            except (ValidationError, TypeError, ValueError):
-                await self._add(batch, tp, r)
-                continue
             batch.records += 1
+            try:
+                msg = decode(
+                    r.value if r.value is not None else b"",
+                    where=f"{r.topic}[{r.partition}]@{r.offset}",
+                    expect=expect,
+                )
+                lines = lines_for(msg)
+            except SchemaError as exc:
+                await self._reject(r, exc.reason, str(exc))
+                continue
+            except (TypeError, ValueError) as exc:  # a message type this sink does not store
+                await self._reject(r, "processing_error", f"cannot store: {exc}")
+                continue
             if len(lines) == 1:
                 lines_out.append(lines[0])
                 origin.append(r)
@@ -207,22 +211,12 @@ class SinkStream:
             batch.offsets[tp] = recs[-1].offset + 1
 
     async def _add(self, batch: _Batch, tp: Any, r: Any) -> None:
-        record = _record(r)
-        batch.records += 1
-        batch.offsets[tp] = r.offset + 1
-        try:
-            msg = decode(r.value if r.value is not None else b"", where=record.where)
-            lines = lines_for(msg)
-        except SchemaError as exc:
-            self._metrics.rejected(self.name, exc.reason)
-            await self._dead(record, exc.reason, str(exc))
-            return
-        except (TypeError, ValueError) as exc:  # a message type this sink does not store
-            self._metrics.rejected(self.name, "processing_error")
-            await self._dead(record, "processing_error", f"cannot store: {exc}")
-            return
-        batch.lines.extend(lines)
-        batch.origin.extend([r] * len(lines))
+        """One record, exactly as :meth:`_add_all` adds it."""
+        await self._add_all(batch, tp, [r])
+
+    async def _reject(self, r: Any, reason: str, detail: str) -> None:
+        self._metrics.rejected(self.name, reason)
+        await self._dead(_record(r), reason, detail)
 
     def _start_write(self, batch: _Batch) -> None:
         loop = asyncio.get_running_loop()
