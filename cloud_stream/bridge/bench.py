@@ -44,6 +44,7 @@ from cloud_stream.bridge.bench_tools import (
     ids_of,
     read_topic,
     rss_mb,
+    wait_for_records,
 )
 from cloud_stream.bridge.config import BridgeConfig
 from pipeline.devstack import Devstack
@@ -216,8 +217,9 @@ def _bridge_phases(
         _say(f"publishing {n} messages through the bridge (workers: {workers})")
         cpu_start = cpu_s(proc.pid)
         t0 = _blast(host, mqtt_port, site, items)
-        records = read_topic(bootstrap, topic, n, timeout=300)
+        wait_for_records(bootstrap, topic, n, timeout=300)
         cpu_used = cpu_s(proc.pid) - cpu_start
+        records = read_topic(bootstrap, topic, n, timeout=60)
         rate_bridge, lost, dups = _throughput(records, t0, n)
         _say(f"steady {rate} msg/s for {steady_s:.0f}s")
         warmup_s = 1.0
@@ -280,7 +282,8 @@ def _pipe_phase(stack: Devstack, tag: str, n: int, steady_s: float, rate: int) -
     try:
         time.sleep(1.5)  # let mosquitto_sub subscribe
         t0 = _blast(host, mqtt_port, site, _messages(site, n))
-        rate_pipe, pipe_lost, _ = _throughput(read_topic(bootstrap, topic, n, timeout=300), t0, n)
+        wait_for_records(bootstrap, topic, n, timeout=300)
+        rate_pipe, pipe_lost, _ = _throughput(read_topic(bootstrap, topic, n, timeout=60), t0, n)
         # The same steady phase: what this machine's load does to latency without the bridge.
         sent_ts, _ = _steady(host, mqtt_port, site, rate, steady_s, 1.0)
         expect = n + len(sent_ts) + rate

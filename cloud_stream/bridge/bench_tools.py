@@ -12,6 +12,7 @@ __all__ = [
     "process_tree",
     "read_topic",
     "rss_mb",
+    "wait_for_records",
 ]
 
 import json
@@ -88,6 +89,37 @@ def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 4) -> 
         )
     finally:
         admin.close()
+
+
+def wait_for_records(
+    bootstrap: str, topic: str, expect: int, timeout: float, idle_s: float = 3.0
+) -> int:
+    """Wait until ``topic`` holds ``expect`` records and has been still for ``idle_s``.
+
+    Only end offsets are polled (a request every 0.2 s), so the harness does not
+    parse records, and compete for the CPU, while the pipe it measures is busy.
+    Gives up after ``timeout`` s, or after 20 s without a new record (the rest is
+    lost). Returns the record count.
+    """
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = sum(consumer.end_offsets(partitions).values())
+            now = time.monotonic()
+            if count != last:
+                last, last_change = count, now
+            still = now - last_change
+            if (count >= expect and still > idle_s) or still > 20:
+                break
+            time.sleep(0.2)
+        return last
+    finally:
+        consumer.close()
 
 
 def read_topic(

@@ -13,10 +13,15 @@ changes only the I/O around it:
   of one per ``select()``;
 - :meth:`BatchingClient.ack_many` queues PUBACKs that the network thread writes
   as one packet buffer, with one wake-up per batch;
-- a message goes straight to ``on_message`` unless per-filter callbacks exist
-  (paho otherwise walks its topic trie for every message);
-- a QoS 1 v5 PUBLISH without properties (the common case) is decoded without
-  paho's per-message ``Properties`` object; ``message.properties`` is then None.
+- with ``on_publish_batch`` set, QoS 1 v5 PUBLISH packets without properties
+  (what devices send) are parsed straight out of the buffer and handed over as
+  one list per read, not one ``on_message`` call each; anything else (other
+  packets, properties such as a frame's metadata, a packet cut by the read)
+  goes through paho's own code, one packet at a time;
+- otherwise a message goes straight to ``on_message`` unless per-filter
+  callbacks exist (paho walks its topic trie for every message), and a QoS 1
+  v5 PUBLISH without properties is decoded without paho's per-message
+  ``Properties`` object; ``message.properties`` is then None.
 
 It relies on paho internals (``_packet_read``, ``_packet_queue``,
 ``_create_socket``) that are stable across paho 2.x; :func:`supported` checks
@@ -25,7 +30,7 @@ them, and the bridge falls back to the stock client when they are missing.
 
 from __future__ import annotations
 
-__all__ = ["BatchingClient", "BufferedSocket", "supported"]
+__all__ = ["BatchingClient", "BufferedSocket", "Received", "parse_publishes", "supported"]
 
 import contextlib
 import functools
@@ -33,8 +38,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -45,6 +50,55 @@ _READ_SIZE = 256 * 1024
 # still get their turn under a flood.
 _READ_BATCH = 2000
 _PUBACK = struct.Struct("!BBH")
+_PUBLISH_QOS1 = 0x32  # PUBLISH with QoS 1; DUP (0x08) and RETAIN (0x01) masked out
+_PUBLISH_MASK = 0xF6
+_DUP = 0x08
+
+Received: TypeAlias = tuple[str, int, int, bool, bytes, Any]
+"""One received message: (topic, mid, qos, dup, payload, user properties or None)."""
+
+
+def parse_publishes(buf: bytes, pos: int, out: list[Received]) -> int:
+    """Parse the QoS 1 v5 PUBLISH packets without properties at ``buf[pos:]``.
+
+    Stops at the first thing it does not handle (another packet type, QoS 0 or
+    2, properties, invalid UTF-8, a malformed length, a packet not complete in
+    ``buf``), which the caller leaves to paho.
+
+    Returns:
+        The position after the last packet parsed (``pos`` if none).
+    """
+    end = len(buf)
+    while pos < end:
+        cmd = buf[pos]
+        if cmd & _PUBLISH_MASK != _PUBLISH_QOS1:
+            break
+        i, length, shift = pos + 1, 0, 0
+        while True:  # remaining length: a varint of at most 4 bytes
+            if i >= end or shift > 21:
+                return pos
+            byte = buf[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        stop = i + length
+        if stop > end or length < 5:
+            break
+        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
+        if topic_end + 3 > stop or buf[topic_end + 2] != 0:
+            break  # has properties (or is malformed): paho's job
+        try:
+            topic = buf[i + 2 : topic_end].decode()
+        except UnicodeDecodeError:
+            break
+        mid = (buf[topic_end] << 8) | buf[topic_end + 1]
+        out.append((topic, mid, 1, bool(cmd & _DUP), buf[topic_end + 3 : stop], None))
+        pos = stop
+    return pos
+
+
 _PUBACK_CMD = 0x40
 _INTERNALS = (
     "_packet_read",
@@ -60,6 +114,8 @@ _INTERNALS = (
     "_easy_log",
     "_sock",
     "_sockpairW",
+    "_msgtime_mutex",
+    "_last_bytes_received",
 )
 
 
@@ -100,6 +156,16 @@ class BufferedSocket:
         self._pos = end
         return buf[pos:end]
 
+    def fill(self) -> bool:
+        """Replace the (used up) buffer with one real read; False when the peer closed.
+
+        Raises:
+            BlockingIOError: if the kernel has nothing.
+        """
+        buf = self._sock.recv(_READ_SIZE)
+        self._buf, self._pos = buf, 0
+        return bool(buf)
+
     def pending(self) -> int:
         """Bytes received and not yet handed out (paho then skips waiting in select)."""
         return len(self._buf) - self._pos
@@ -130,6 +196,8 @@ class BatchingClient(mqtt.Client):
         self._acks_lock = threading.Lock()
         self._acks: list[int] = []
         self._filtered = False
+        self.on_publish_batch: Callable[[mqtt.Client, list[Received]], None] | None = None
+        """Called with the messages of one read (see the module docs); None: ``on_message``."""
 
     def message_callback_add(self, sub: str, callback: Any) -> None:
         """As paho's; noted, so messages are matched against filters only when there are any."""
@@ -185,15 +253,66 @@ class BatchingClient(mqtt.Client):
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Handle every packet already received (up to a batch), not just one."""
-        for _ in range(max(max_packets, _READ_BATCH)):
+        handled, limit = 0, max(max_packets, _READ_BATCH)
+        batch = self.on_publish_batch is not None
+        while handled < limit:
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
+            if batch:
+                count = self._read_publish_batch()
+                if count is None:
+                    break  # nothing received
+                if count:
+                    handled += count
+                    continue
             rc = self._packet_read()
+            handled += 1
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 break
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _read_publish_batch(self) -> int | None:
+        """Hand the device messages at the head of the buffer over as one list.
+
+        Returns:
+            How many were handed over (0: the next packet is paho's), or None
+            when nothing at all is waiting.
+        """
+        sock, callback = self._sock, self.on_publish_batch
+        if (
+            type(sock) is not BufferedSocket
+            or callback is None
+            or self._in_packet["command"] != 0  # paho is half-way through a packet
+            or self._protocol != mqtt.MQTTv5
+            or not self._manual_ack
+            or self._filtered
+        ):
+            return 0
+        if sock._pos >= len(sock._buf):
+            try:
+                if not sock.fill():
+                    return 0  # closed: paho's read notices and reports it
+            except BlockingIOError:
+                return None
+            except OSError:
+                return 0  # the same error again in paho's read, which reports it
+            with self._msgtime_mutex:
+                self._last_bytes_received = time.monotonic()
+        received: list[Received] = []
+        sock._pos = parse_publishes(sock._buf, sock._pos, received)
+        if received:
+            with self._in_callback_mutex:
+                try:
+                    callback(self, received)
+                except Exception as err:
+                    self._easy_log(
+                        mqtt.MQTT_LOG_ERR, "Caught exception in on_publish_batch: %s", err
+                    )
+                    if not self.suppress_exceptions:
+                        raise
+        return len(received)
 
     def ack_many(self, mids: Iterable[int]) -> None:
         """Queue QoS 1 PUBACKs; the network thread writes them together.

@@ -83,6 +83,11 @@ class RecordProducer(ABC):
         Called from paho's network thread, and from retry timers.
         """
 
+    def send_many(self, pendings: Sequence[Pending]) -> None:
+        """Queue several records, in their order (one ``send`` each unless overridden)."""
+        for pending in pendings:
+            self.send(pending)
+
     @abstractmethod
     def close(self, timeout: float) -> None:
         """Deliver what is queued (waiting at most ``timeout`` s), then disconnect."""

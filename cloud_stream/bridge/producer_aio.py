@@ -76,7 +76,11 @@ class AioKafkaProducer(RecordProducer):
 
     def send(self, pending: Pending) -> None:
         """Queue a record; the first of a batch wakes the loop."""
-        self._queue.append(pending)
+        self.send_many((pending,))
+
+    def send_many(self, pendings: Sequence[Pending]) -> None:
+        """Queue records in their order; the first of a batch wakes the loop."""
+        self._queue.extend(pendings)
         if not self._woken:
             self._woken = True
             wake, loop = self._wake, self._loop

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = ["Bridge", "device_slot"]
 
+import gc
 import logging
 import signal
 import threading
@@ -35,12 +36,11 @@ from paho.mqtt.properties import Properties
 from cloud_stream.bridge.config import BridgeConfig
 from cloud_stream.bridge.kafka_setup import ensure_topics
 from cloud_stream.bridge.metrics import BridgeMetrics
-from cloud_stream.bridge.mqtt_client import BatchingClient, supported
+from cloud_stream.bridge.mqtt_client import BatchingClient, Received, supported
 from cloud_stream.bridge.producer import Pending, RecordProducer, Skip, make_record_producer
 from cloud_stream.bridge.routing import Router, device_slot
-from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
+from cloud_stream.bridge.translate import DeadLetter, translate
 from pipeline.http_status import StatusServer
-from pipeline.topics import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,23 @@ _RETRY_MIN_S, _RETRY_MAX_S = 0.2, 10.0
 
 
 _SKIP = Skip()
+
+# Collect the youngest generation every 10,000 allocations instead of 700.
+_GC_THRESHOLDS = (10_000, 20, 20)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheaper for the bridge's steady state.
+
+    Each message allocates a dozen short-lived objects, and up to
+    ``receive_maximum`` messages are alive at once; with the default thresholds
+    the collector ran about every 60 messages and kept rescanning the in-flight
+    ones, about 15% of the bridge's CPU (22-27 against 27-32 µs a message in
+    ``edgeloop bench bridge``). Objects alive after start-up (modules, schemas,
+    clients) are frozen out of every scan; cycles are still collected.
+    """
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 class Bridge:
@@ -104,6 +121,8 @@ class Bridge:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        if isinstance(client, BatchingClient):
+            client.on_publish_batch = self._on_publish_batch
         return client
 
     def ensure_topics(self) -> list[str]:
@@ -165,14 +184,19 @@ class Bridge:
         return self._status.port if self._status else None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy when connected to MQTT and to Kafka (details say what is wrong)."""
+        """Healthy when connected and subscribed to MQTT and connected to Kafka.
+
+        The details say what is wrong.
+        """
         with self._lock:
             in_flight = len(self._pending)
             kafka_ok = self._producer is not None and (
                 self._kafka_error_at is None or self._kafka_ok_at >= self._kafka_error_at
             )
+        subscribed = self._subscribed.is_set()
         details: dict[str, Any] = {
             "mqtt_connected": self._connected.is_set(),
+            "mqtt_subscribed": subscribed,
             "kafka_connected": kafka_ok,
             "in_flight": in_flight,
             "instance": self.config.instance,
@@ -180,7 +204,8 @@ class Bridge:
         }
         if not kafka_ok:
             details["kafka_error"] = self._kafka_error or "not started"
-        return self._connected.is_set() and kafka_ok, details
+        # Subscribed: from then on the broker keeps every message for this session.
+        return self._connected.is_set() and subscribed and kafka_ok, details
 
     def in_flight(self) -> int:
         """Messages received and not yet acknowledged."""
@@ -232,6 +257,7 @@ class Bridge:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
         self.start()
+        _tune_gc()
         logger.info(
             "bridge %s running: %s -> Kafka %s",
             self.config.instance,
@@ -281,33 +307,59 @@ class Bridge:
             logger.warning("MQTT disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        props = getattr(msg.properties, "UserProperty", None) if msg.properties else None
+        self._receive([(msg.topic, msg.mid, msg.qos, msg.dup, bytes(msg.payload), props)])
+
+    def _on_publish_batch(self, _client: mqtt.Client, items: list[Received]) -> None:
+        self._receive(items)
+
+    def _receive(self, items: Sequence[Received]) -> None:
+        """Translate received messages and hand them to the producer (paho's thread).
+
+        Skipped ones (OTA offers, other workers' devices) are acknowledged at once.
+        """
         # Generation changes only in paho callbacks, i.e. on this thread: no lock to read it.
         if self._draining:
             return  # not acked: redelivered to the next run
-        pending = Pending(self._generation, msg.mid, msg.qos, time.monotonic(), _SKIP)
-        if msg.dup:
-            self.metrics.redelivered.inc()
-        topic = msg.topic
-        route = self._router.route(topic)
-        self.metrics.count_in(route.label)
-        if route.skip:
-            self.metrics.ignored.inc()
-            self._ack((pending,))
+        generation, now, bridge_ts = self._generation, time.monotonic(), time.time_ns()
+        config, route_of = self.config, self._router.route
+        forward: list[Pending] = []
+        skipped: list[Pending] = []
+        counts: dict[str, int] = {}
+        redelivered = 0
+        for topic, mid, qos, dup, payload, props in items:
+            pending = Pending(generation, mid, qos, now, _SKIP)
+            redelivered += dup
+            route = route_of(topic)
+            counts[route.label] = counts.get(route.label, 0) + 1
+            if route.skip:
+                skipped.append(pending)
+                continue
+            record = translate(
+                config,
+                topic,
+                payload,
+                props,
+                component=config.instance,
+                bridge_ts=bridge_ts,
+                addr=route.addr,
+            )
+            pending.record = record
+            forward.append(pending)
+            if type(record) is DeadLetter:
+                self._log_dead_letter(topic, record)
+        self.metrics.count_in(counts, redelivered)
+        if skipped:
+            self.metrics.ignored.inc(len(skipped))
+            self._ack(skipped)
+        if not forward:
             return
-        addr = route.addr
-        props = None
-        if addr is not None and addr.stream is Stream.FRAME:
-            props = getattr(msg.properties, "UserProperty", None) or []
-        record = translate(
-            self.config, topic, bytes(msg.payload), props, component=self.config.instance, addr=addr
-        )
-        pending.record = record
         with self._lock:
-            self._pending[(pending.generation, pending.mid)] = pending
-        if isinstance(record, DeadLetter):
-            self._log_dead_letter(topic, record)
+            table = self._pending
+            for pending in forward:
+                table[(generation, pending.mid)] = pending
         assert self._producer is not None
-        self._producer.send(pending)
+        self._producer.send_many(forward)
 
     def _log_dead_letter(self, topic: str, record: DeadLetter) -> None:
         # At most one line a second: a misbehaving device must not flood the logs.
@@ -337,18 +389,7 @@ class Bridge:
         """Kafka has these records: count them and acknowledge them to the broker."""
         now = time.monotonic()
         self._kafka_ok_at = now
-        wall_ns = time.time_ns()
-        metrics = self.metrics
-        observe_kafka = metrics.kafka_latency.observe
-        observe_edge = metrics.edge_to_kafka.observe
-        for pending in pendings:
-            rec = pending.record
-            if isinstance(rec, KafkaRecord):
-                metrics.count_out(rec.topic)
-                observe_edge(max(0.0, (wall_ns - rec.edge_ts) / 1e9))
-            elif isinstance(rec, DeadLetter):
-                metrics.count_dlq(rec.reason)
-            observe_kafka(now - pending.received)
+        self.metrics.delivered(pendings, now, time.time_ns())
         self._ack(pendings)
 
     def on_failed(self, pendings: Sequence[Pending], exc: BaseException) -> None:
@@ -386,8 +427,7 @@ class Bridge:
                     self._pending.pop((p.generation, p.mid), None)
             self._drained.notify_all()
         assert self._producer is not None
-        for p in live:
-            self._producer.send(p)
+        self._producer.send_many(live)
 
     def _ack(self, pendings: Sequence[Pending]) -> None:
         """PUBACK the messages of the current connection; forget all of ``pendings``."""

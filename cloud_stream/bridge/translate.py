@@ -40,6 +40,22 @@ _EXPECTED_CLASS: dict[Stream, type[StrictModel]] = {
     Stream.OTA_REPORT: OtaReportV1,
 }
 
+
+def _type_headers(cls: type[StrictModel]) -> Headers:
+    fields = cls.model_fields
+    return [
+        ("content-type", b"application/json"),
+        ("type", str(fields["type"].default).encode()),
+        ("v", str(fields["v"].default).encode()),
+    ]
+
+
+# The headers every record of a JSON stream starts with (its type and version are
+# fixed by the class the topic expects, and checked against the payload).
+_TYPE_HEADERS: dict[type[StrictModel], Headers] = {
+    cls: _type_headers(cls) for cls in _EXPECTED_CLASS.values()
+}
+
 _EXPECTED_TYPE = {
     Stream.RESULT: "result",
     Stream.TELEMETRY: "telemetry",
@@ -49,9 +65,13 @@ _EXPECTED_TYPE = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class KafkaRecord:
-    """What to produce: topic, key (device id), value and headers."""
+    """What to produce: topic, key (device id), value and headers.
+
+    Not frozen: a frozen dataclass costs about 1.2 µs more to build (one
+    ``object.__setattr__`` per field), on every message.
+    """
 
     topic: str
     key: bytes
@@ -61,7 +81,7 @@ class KafkaRecord:
     edge_ts: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeadLetter:
     """A rejected payload, kept byte for byte (only its start when it is larger than
     Kafka takes; ``dlq.kept`` says how much), with why it was rejected."""
@@ -127,7 +147,9 @@ def _trace_headers(mqtt_topic: str, edge_ts: int, bridge_ts: int) -> Headers:
 
 
 def _check_owner(addr: MqttAddress, site: str, device: str, type_: str) -> str | None:
-    expected = _EXPECTED_TYPE[addr.stream]
+    expected = _EXPECTED_TYPE.get(addr.stream)
+    if expected is None:
+        return f"the {addr.stream.value!r} stream carries no messages for Kafka"
     if type_ != expected:
         return f"a {type_!r} message on a {addr.stream.value!r} topic (expected {expected!r})"
     if (site, device) != (addr.site, addr.device):
@@ -182,13 +204,9 @@ def translate(
         return _frame(
             config, component, addr, kafka_topic, mqtt_topic, payload, user_properties or [], ts
         )
+    expected = _EXPECTED_CLASS.get(addr.stream)
     try:
-        msg = decode(
-            payload,
-            max_bytes=config.max_json_bytes,
-            where=mqtt_topic,
-            expect=_EXPECTED_CLASS.get(addr.stream),
-        )
+        msg = decode(payload, max_bytes=config.max_json_bytes, where=mqtt_topic, expect=expected)
     except SchemaError as exc:
         return _dead(
             config,
@@ -199,17 +217,25 @@ def translate(
             str(exc),
             addr.device,
         )
-    problem = _check_owner(addr, msg.site, msg.device, msg.type)
-    if problem:
-        return _dead(config, component, mqtt_topic, payload, "invalid", problem, addr.device)
-    headers: Headers = [
-        ("content-type", b"application/json"),
-        ("type", msg.type.encode()),
-        ("v", str(msg.v).encode()),
+    device = msg.device
+    if (
+        expected is None
+        or type(msg) is not expected
+        or msg.site != addr.site
+        or device != addr.device
+    ):
+        problem = _check_owner(addr, msg.site, device, msg.type)
+        if problem:
+            return _dead(config, component, mqtt_topic, payload, "invalid", problem, addr.device)
+    edge_ts = msg.ts
+    headers = [
+        *_TYPE_HEADERS[type(msg)],
         ("id", msg.id.encode()),
-        *_trace_headers(mqtt_topic, msg.ts, ts),
+        ("mqtt.topic", mqtt_topic.encode()),
+        ("edge.ts", str(edge_ts).encode()),
+        ("bridge.ts", str(ts).encode()),
     ]
-    return KafkaRecord(kafka_topic, msg.device.encode(), payload, headers, msg.device, msg.ts)
+    return KafkaRecord(kafka_topic, device.encode(), payload, headers, device, edge_ts)
 
 
 def _frame(

@@ -145,8 +145,12 @@ class ServiceProcess:
         raise AssertionError(f"{self.command[0]} not healthy: {self.log.read_text()[-3000:]}")
 
     def healthy(self) -> bool:
+        return self._ok(self.health_url)
+
+    @staticmethod
+    def _ok(url: str) -> bool:
         try:
-            with urllib.request.urlopen(self.health_url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1) as resp:
                 return bool(json.loads(resp.read())["ok"])
         except OSError:
             return False
@@ -189,6 +193,14 @@ class BridgeProcess(ServiceProcess):
     @property
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.config['health']['port']}/healthz"
+
+    def healthy(self) -> bool:
+        """Every worker healthy (worker i serves on the health port + i), so subscribed."""
+        port = self.config["health"]["port"]
+        urls = [
+            f"http://127.0.0.1:{port + i}/healthz" for i in range(self.config.get("workers", 1))
+        ]
+        return all(self._ok(url) for url in urls)
 
 
 class WorkerProcess(ServiceProcess):

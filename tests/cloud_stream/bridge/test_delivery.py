@@ -66,6 +66,7 @@ def test_acks_of_an_old_connection_are_dropped(bridge):
 def test_kafka_errors_show_in_health_until_kafka_answers(bridge):
     bridge._producer = object()
     bridge._connected.set()
+    bridge._subscribed.set()
     bridge.on_kafka_status(ConnectionError("port 1 refused"))
     ok, details = bridge.health()
     assert not ok
@@ -90,7 +91,9 @@ def test_failed_records_are_retried_together_and_not_acked(bridge, monkeypatch):
 
     monkeypatch.setattr("cloud_stream.bridge.service.threading.Timer", Timer)
     resent: list[int] = []
-    bridge._producer = type("P", (), {"send": lambda self, p: resent.append(p.mid)})()
+    bridge._producer = type(
+        "P", (), {"send_many": lambda self, ps: resent.extend(p.mid for p in ps)}
+    )()
     pendings = [_take(bridge, m) for m in (1, 2, 3)]
     bridge.on_failed(pendings, TimeoutError("slow"))
     assert bridge.acked == []
@@ -112,3 +115,45 @@ def test_partition_of_matches_kafka_default_partitioner():
         for count in (1, 4, 7):
             expected = DefaultPartitioner()(key, list(range(count)), list(range(count)))
             assert partition_of(key, count) == expected
+
+
+def _sent(bridge: Any) -> list[Pending]:
+    sent: list[Pending] = []
+    bridge._producer = type("P", (), {"send_many": lambda self, ps: sent.extend(ps)})()
+    return sent
+
+
+def test_a_read_is_translated_and_handed_over_together(bridge, result_factory):
+    from pipeline.schemas import encode
+
+    sent = _sent(bridge)
+    good = result_factory()
+    topic = f"edgeloop/v1/{good.site}/{good.device}/result"
+    ota = f"edgeloop/v1/{good.site}/{good.device}/ota"
+    bridge._receive(
+        [
+            (topic, 1, 1, False, encode(good), None),
+            (topic, 2, 1, True, b"not json", None),
+            (ota, 3, 1, False, b"{}", None),  # an OTA offer: not ours, acked at once
+        ]
+    )
+    assert [p.mid for p in sent] == [1, 2]
+    assert isinstance(sent[0].record, KafkaRecord)
+    assert sent[0].record.value == encode(good)
+    assert dict(sent[0].record.headers)["id"] == good.id.encode()
+    assert sent[1].record.reason == "not_json"  # type: ignore[union-attr]
+    assert bridge.acked == [3]
+    assert bridge.in_flight() == 2
+    assert bridge.metrics.redelivered._value.get() == 1
+    bridge.on_delivered(sent)
+    assert bridge.acked == [3, 1, 2]
+    assert bridge.in_flight() == 0
+
+
+def test_nothing_is_taken_while_draining(bridge):
+    sent = _sent(bridge)
+    bridge._draining = True
+    bridge._receive([("edgeloop/v1/s/d/result", 1, 1, False, b"{}", None)])
+    assert sent == []
+    assert bridge.acked == []
+    assert bridge.in_flight() == 0
