@@ -73,7 +73,13 @@ class ProducerConfig(Section):
         "of its CPU here (aiokafka compresses lz4 at level 9: 4.1 against 1.3 us a record). "
         "Consumers need zstd support (kafka-python: the zstandard package)",
     )
-    linger_ms: int = Field(default=5, ge=0, le=1000, description="Wait to fill a batch, ms")
+    linger_ms: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="kafka-python: wait this long to fill a batch, ms. aiokafka does not "
+        "wait: a batch holds what arrived while the partition's previous one was in flight",
+    )
     batch_size: int = Field(default=131_072, ge=1024, description="Bytes per partition batch")
     max_in_flight: int = Field(
         default=5,

@@ -197,6 +197,9 @@ class AioKafkaProducer(RecordProducer):
         partition: int,
         members: Sequence[Pending],
     ) -> None:
+        # Closed: ready to send now. An open batch would wait out linger_ms first,
+        # though it already holds everything received.
+        batch.close()
         try:
             # Waits while the partition's previous batch is still queued: the
             # records that arrive meanwhile make the next batch bigger.

@@ -49,19 +49,20 @@ _RETRY_MIN_S, _RETRY_MAX_S = 0.2, 10.0
 
 _SKIP = Skip()
 
-# Collect the youngest generation every 10,000 allocations instead of 700.
-_GC_THRESHOLDS = (10_000, 20, 20)
+# Collect the youngest generation every 100,000 net allocations instead of 700.
+_GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def _tune_gc() -> None:
-    """Make the cyclic garbage collector cheaper for the bridge's steady state.
+    """Make the cyclic garbage collector cheap for the bridge's in-flight window.
 
-    Each message allocates a dozen short-lived objects, and up to
-    ``receive_maximum`` messages are alive at once; with the default thresholds
-    the collector ran about every 60 messages and kept rescanning the in-flight
-    ones, about 15% of the bridge's CPU (22-27 against 27-32 µs a message in
-    ``edgeloop bench bridge``). Objects alive after start-up (modules, schemas,
-    clients) are frozen out of every scan; cycles are still collected.
+    Up to ``receive_maximum`` messages are alive at once, each a handful of
+    container objects, and the collector scans every one of them again and
+    again. Measured on 100,000 messages at full speed: Python's defaults cost
+    about 15% of the bridge's CPU; a threshold of 10,000 still 0.5 s (5 µs a
+    message); these thresholds about 0.1 s. No run found any garbage.
+    Objects alive after start-up (modules, schemas, clients) are frozen out of
+    every scan. Cycles (an exception's traceback, say) are still collected.
     """
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLDS)

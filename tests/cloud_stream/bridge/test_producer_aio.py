@@ -36,6 +36,10 @@ class FakeBatch:
     def __init__(self, room: int):
         self.room = room
         self.records: list[tuple[bytes, bytes]] = []
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def append(self, *, timestamp: Any, key: bytes, value: bytes, headers: Any) -> Any:
         if self.records and len(self.records) >= self.room:
@@ -59,6 +63,7 @@ class FakeKafka:
         return {0, 1, 2, 3}
 
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        assert batch.closed, "an open batch waits out linger_ms before it is sent"
         if self.fail_send is not None:
             raise self.fail_send
         future = asyncio.get_running_loop().create_future()
