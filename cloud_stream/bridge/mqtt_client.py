@@ -17,7 +17,9 @@ changes only the I/O around it:
   (what devices send) are parsed straight out of the buffer and handed over as
   one list per read, not one ``on_message`` call each; anything else (other
   packets, properties such as a frame's metadata, a packet cut by the read)
-  goes through paho's own code, one packet at a time;
+  goes through paho's own code, one packet at a time. Only plain TCP
+  connections take this path: over TLS every packet goes through paho's code
+  (correct, without the batch saving);
 - otherwise a message goes straight to ``on_message`` unless per-filter
   callbacks exist (paho walks its topic trie for every message), and a QoS 1
   v5 PUBLISH without properties is decoded without paho's per-message
@@ -50,6 +52,7 @@ _READ_SIZE = 256 * 1024
 # still get their turn under a flood.
 _READ_BATCH = 2000
 _PUBACK = struct.Struct("!BBH")
+_PUBACK_CMD = 0x40
 _PUBLISH_QOS1 = 0x32  # PUBLISH with QoS 1; DUP (0x08) and RETAIN (0x01) masked out
 _PUBLISH_MASK = 0xF6
 _DUP = 0x08
@@ -99,7 +102,6 @@ def parse_publishes(buf: bytes, pos: int, out: list[Received]) -> int:
     return pos
 
 
-_PUBACK_CMD = 0x40
 _INTERNALS = (
     "_packet_read",
     "_packet_queue",
