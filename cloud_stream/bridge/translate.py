@@ -188,7 +188,7 @@ def translate(
             return _dead(
                 config, component, mqtt_topic, payload, reason, str(exc), _device_of(mqtt_topic)
             )
-    kafka_topic = config.topic_map.get(addr.stream.value)
+    kafka_topic = config.topic_map.get(addr.stream)  # a StrEnum: hashes as its value
     if kafka_topic is None:
         return _dead(
             config,

