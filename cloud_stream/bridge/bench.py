@@ -155,6 +155,9 @@ def _throughput(records: list[Any], start_ns: int, expected: set[str]) -> tuple[
     return unique / seconds, len(expected) - unique, len(ids) - unique
 
 
+_WARM_UP = 2_000
+
+
 def _warm_up(host: str, port: int, site: str, bootstrap: str, topic: str) -> int:
     """Send a few thousand messages through the pipe and wait for them, uncounted.
 
@@ -164,9 +167,6 @@ def _warm_up(host: str, port: int, site: str, bootstrap: str, topic: str) -> int
     """
     _blast(host, port, site, _messages(site, _WARM_UP, first_seq=2 * 10**9))
     return wait_for_records(bootstrap, topic, _WARM_UP * 99 // 100, timeout=120, idle_s=1.0)
-
-
-_WARM_UP = 2_000
 
 
 def _topics(site: str, devices: int = 50) -> list[str]:

@@ -231,9 +231,7 @@ def translate(
     headers = [
         *_TYPE_HEADERS[type(msg)],
         ("id", msg.id.encode()),
-        ("mqtt.topic", mqtt_topic.encode()),
-        ("edge.ts", str(edge_ts).encode()),
-        ("bridge.ts", str(ts).encode()),
+        *_trace_headers(mqtt_topic, edge_ts, ts),
     ]
     return KafkaRecord(kafka_topic, device.encode(), payload, headers, device, edge_ts)
 
