@@ -12,8 +12,8 @@
    ``LogAppendTime``, so the broker stamps each record). The messages are built
    before the phase (the harness must not compete for the CPU while it paces),
    and a short warm-up at the same rate is left out of the figures.
-4. The bridge's resident memory (all its processes) at the start and end of the
-   steady phase.
+4. The bridge's resident memory (all its processes), sampled every second of the
+   steady phase: at its start, its largest, and at its end.
 
 The bridge runs as a user would deploy it (``edgeloop bridge run``, with the
 default ``workers``; ``EDGELOOP_BENCH_WORKERS`` overrides it). The baseline pipe
@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from cloud_stream.bridge.bench_tools import (
+    RssSampler,
     ToolPublisher,
     cpu_s,
     create_topics,
@@ -46,7 +47,6 @@ from cloud_stream.bridge.bench_tools import (
     healthy,
     ids_of,
     read_topic,
-    rss_mb,
     wait_for_records,
 )
 from cloud_stream.bridge.config import BridgeConfig
@@ -248,9 +248,8 @@ def _bridge_phases(
         rate_bridge, lost, dups = _throughput(records, t0, {m for m, _, _ in items})
         _say(f"steady {rate} msg/s for {steady_s:.0f}s")
         warmup_s = 1.0
-        rss_start = rss_mb(proc.pid)
-        sent_ts, achieved = _steady(host, mqtt_port, site, rate, steady_s, warmup_s)
-        rss_end = rss_mb(proc.pid)
+        with RssSampler(proc.pid) as rss:
+            sent_ts, achieved = _steady(host, mqtt_port, site, rate, steady_s, warmup_s)
         expect = warm + n + len(sent_ts) + int(rate * warmup_s)
         lat, steady_lost = _latencies(read_topic(bootstrap, topic, expect, timeout=120), sent_ts)
     finally:
@@ -273,8 +272,10 @@ def _bridge_phases(
         "steady_sent": len(sent_ts),
         "p50_ms": p50,
         "p99_ms": p99,
-        "bridge_rss_start_mb": round(rss_start, 1),
-        "bridge_rss_mb": round(rss_end, 1),
+        # Sampled every second of the steady phase: flat memory means max ~ start ~ end.
+        "bridge_rss_start_mb": round(rss.samples[0], 1),
+        "bridge_rss_max_mb": round(max(rss.samples), 1),
+        "bridge_rss_mb": round(rss.samples[-1], 1),
     }
 
 

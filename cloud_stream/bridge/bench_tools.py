@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "RssSampler",
     "ToolPublisher",
     "cpu_s",
     "create_topics",
@@ -20,6 +21,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -176,6 +178,34 @@ def rss_mb(pid: int) -> float:
             continue
         total += sum(int(x.split()[1]) / 1024 for x in lines if x.startswith("VmRSS:"))
     return total
+
+
+class RssSampler:
+    """Samples :func:`rss_mb` of a process tree every ``interval_s`` inside a ``with``.
+
+    ``samples`` holds one reading at the start, one per interval, and one at the end.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 1.0):
+        self.pid = pid
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.samples.append(rss_mb(self.pid))
+
+    def __enter__(self) -> RssSampler:
+        self.samples.append(rss_mb(self.pid))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(rss_mb(self.pid))
 
 
 def free_ports(count: int) -> int:

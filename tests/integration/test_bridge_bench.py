@@ -20,6 +20,7 @@ def test_quick_bridge_bench_reports_every_field(devstack):
         "p50_ms",
         "p99_ms",
         "bridge_rss_mb",
+        "bridge_rss_max_mb",
         "workers",
         "bridge_cpu_us_per_msg",
         "steady_achieved_rate",
@@ -32,6 +33,9 @@ def test_quick_bridge_bench_reports_every_field(devstack):
     assert report["p99_ms"] >= report["p50_ms"]
     assert report["workers"] >= 1
     assert report["bridge_cpu_us_per_msg"] > 0
+    assert report["bridge_rss_max_mb"] >= max(
+        report["bridge_rss_start_mb"], report["bridge_rss_mb"]
+    )
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from cloud_stream.bridge.bench import _percentiles, _throughput
+from cloud_stream.bridge.bench_tools import RssSampler
 
 
 def _record(msg_id: str, append_ms: int) -> SimpleNamespace:
@@ -33,3 +34,13 @@ def test_percentiles():
     assert _percentiles([]) == (None, None)
     lat = [float(i) for i in range(1, 101)]
     assert _percentiles(lat) == (51.0, 99.0)
+
+
+def test_rss_sampler_reads_at_start_every_interval_and_end():
+    import os
+    import time
+
+    with RssSampler(os.getpid(), interval_s=0.01) as rss:
+        time.sleep(0.1)
+    assert len(rss.samples) >= 3
+    assert all(mb > 1 for mb in rss.samples)  # this Python process: tens of MB
