@@ -6,9 +6,9 @@ byte, length bytes, body), and every PUBACK is its own wake-up of the network
 thread and its own ``send()``. This subclass keeps paho's protocol handling and
 changes only the I/O around it:
 
-- plain TCP sockets are wrapped in :class:`BufferedSocket`, which fills a user
-  space buffer with one ``recv()`` and reports what is left through
-  ``pending()`` (the hook paho already uses for TLS sockets);
+- TCP and TLS sockets are wrapped in :class:`BufferedSocket`, which fills a
+  user space buffer with one ``recv()`` (over TLS: one record) and reports what
+  is left through ``pending()`` (the hook paho already uses for TLS sockets);
 - :meth:`BatchingClient.loop_read` handles every packet already received instead
   of one per ``select()``;
 - :meth:`BatchingClient.ack_many` queues PUBACKs that the network thread writes
@@ -17,9 +17,8 @@ changes only the I/O around it:
   (what devices send) are parsed straight out of the buffer and handed over as
   one list per read, not one ``on_message`` call each; anything else (other
   packets, properties such as a frame's metadata, a packet cut by the read)
-  goes through paho's own code, one packet at a time. Only plain TCP
-  connections take this path: over TLS every packet goes through paho's code
-  (correct, without the batch saving);
+  goes through paho's own code, one packet at a time (websocket transports
+  keep paho's reads entirely);
 - otherwise a message goes straight to ``on_message`` unless per-filter
   callbacks exist (paho walks its topic trie for every message), and a QoS 1
   v5 PUBLISH without properties is decoded without paho's per-message
@@ -37,6 +36,7 @@ __all__ = ["BatchingClient", "BufferedSocket", "Received", "parse_publishes", "s
 import contextlib
 import functools
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -129,16 +129,20 @@ def supported() -> bool:
 
 
 class BufferedSocket:
-    """A non-blocking TCP socket whose small reads are served from one large read.
+    """A non-blocking TCP or TLS socket whose small reads are served from one large read.
 
     Args:
-        sock: A connected socket (paho makes it non-blocking right after).
+        sock: A connected socket, or a TLS socket after its handshake (paho makes
+            it non-blocking right after). A TLS socket with nothing decrypted
+            raises ``ssl.SSLWantReadError`` (an ``OSError``) where a plain one
+            raises ``BlockingIOError``; paho handles both.
     """
 
-    __slots__ = ("_buf", "_pos", "_sock")
+    __slots__ = ("_buf", "_pos", "_sock", "_tls")
 
     def __init__(self, sock: socket.socket):
         self._sock = sock
+        self._tls = isinstance(sock, ssl.SSLSocket)
         self._buf = b""
         self._pos = 0
 
@@ -169,8 +173,15 @@ class BufferedSocket:
         return bool(buf)
 
     def pending(self) -> int:
-        """Bytes received and not yet handed out (paho then skips waiting in select)."""
-        return len(self._buf) - self._pos
+        """Bytes received and not yet handed out (paho then skips waiting in select).
+
+        Over TLS this includes what the TLS layer has decrypted and not yet given
+        us: the kernel socket may have nothing left to select on.
+        """
+        waiting = len(self._buf) - self._pos
+        if self._tls:
+            waiting += self._sock.pending()  # type: ignore[attr-defined]
+        return waiting
 
     def fileno(self) -> int:
         """The real socket's descriptor, for select()."""
@@ -248,8 +259,8 @@ class BatchingClient(mqtt.Client):
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
-        # TLS sockets already buffer (and expose pending()); websockets wrap their own.
-        if type(sock) is socket.socket:
+        # Websockets wrap their own framing: left as they are.
+        if type(sock) is socket.socket or isinstance(sock, ssl.SSLSocket):
             return BufferedSocket(sock)
         return sock
 
@@ -296,10 +307,10 @@ class BatchingClient(mqtt.Client):
             try:
                 if not sock.fill():
                     return 0  # closed: paho's read notices and reports it
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError):
                 return None
             except OSError:
-                return 0  # the same error again in paho's read, which reports it
+                return 0  # paho's read meets it again and handles or reports it
             with self._msgtime_mutex:
                 self._last_bytes_received = time.monotonic()
         received: list[Received] = []
