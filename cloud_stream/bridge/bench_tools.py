@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "RssSampler",
     "ToolPublisher",
+    "TopicReader",
     "cpu_s",
     "create_topics",
     "free_ports",
@@ -122,6 +123,43 @@ def wait_for_records(
         return last
     finally:
         consumer.close()
+
+
+class TopicReader:
+    """Reads one topic from its start, a little more on each call, never a record twice.
+
+    Args:
+        bootstrap: Kafka bootstrap address.
+        topic: The topic (it must exist).
+    """
+
+    def __init__(self, bootstrap: str, topic: str):
+        from kafka import TopicPartition
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        )
+        partitions = [
+            TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()
+        ]
+        if not partitions:
+            raise EdgeloopError(f"topic {topic!r} has no partitions (does it exist?)")
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_beginning(*partitions)
+
+    def read(self, count: int, timeout: float) -> list[Any]:
+        """The next ``count`` records (fewer if ``timeout`` s pass first)."""
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            left = count - len(records)
+            for recs in self.consumer.poll(timeout_ms=300, max_records=min(left, 10_000)).values():
+                records.extend(recs)
+        return records
+
+    def close(self) -> None:
+        """Leave the broker."""
+        self.consumer.close()
 
 
 def read_topic(

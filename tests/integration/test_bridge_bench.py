@@ -21,6 +21,8 @@ def test_quick_bridge_bench_reports_every_field(devstack):
         "p99_ms",
         "bridge_rss_mb",
         "bridge_rss_max_mb",
+        "rounds",
+        "round_ratios",
         "workers",
         "bridge_cpu_us_per_msg",
         "steady_achieved_rate",
