@@ -435,6 +435,10 @@ def test_status_is_retained_online_and_offline_on_stop(
     pub.start()
     assert pub.wait_connected(10)
     status_topic = mqtt_topic(site, device, Stream.STATUS)
+    # First make sure the broker has the "online" status: a subscriber that comes
+    # before it would get it live, without the retain flag.
+    probe = subscriber_factory(host, port, status_topic, f"{unique}-probe")
+    assert probe.wait_until(lambda ms: any(_status(m).state == "online" for m in ms), 10)
     # A late subscriber still sees "online": it is retained.
     late = subscriber_factory(host, port, status_topic, f"{unique}-late")
     assert late.wait_until(lambda ms: len(ms) >= 1, 10)
