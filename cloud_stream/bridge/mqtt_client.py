@@ -209,6 +209,8 @@ class BatchingClient(mqtt.Client):
         self._acks_lock = threading.Lock()
         self._acks: list[int] = []
         self._filtered = False
+        self.connect_error: str | None = None
+        """Why the last connection attempt failed (see :meth:`reconnect`)."""
         self.on_publish_batch: Callable[[mqtt.Client, list[Received]], None] | None = None
         """Called with the messages of one read (see the module docs); None: ``on_message``."""
 
@@ -361,7 +363,15 @@ class BatchingClient(mqtt.Client):
         return super().disconnect(*args, **kwargs)
 
     def reconnect(self) -> MQTTErrorCode:
-        """Reconnect, dropping acks of the old connection (its ids mean nothing now)."""
+        """Reconnect, dropping acks of the old connection (its ids mean nothing now).
+
+        A failure is kept in ``connect_error`` (paho's ``on_connect_fail`` says only
+        that it failed, not why: a refused port, a certificate that does not verify).
+        """
         with self._acks_lock:
             self._acks = []
-        return super().reconnect()
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.connect_error = f"{type(exc).__name__}: {exc}"
+            raise

@@ -122,6 +122,7 @@ class Bridge:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = self._on_connect_fail
         if isinstance(client, BatchingClient):
             client.on_publish_batch = self._on_publish_batch
         return client
@@ -205,6 +206,9 @@ class Bridge:
         }
         if not kafka_ok:
             details["kafka_error"] = self._kafka_error or "not started"
+        mqtt_error = getattr(self._client, "connect_error", None)
+        if mqtt_error and not self._connected.is_set():
+            details["mqtt_error"] = mqtt_error
         # Subscribed: from then on the broker keeps every message for this session.
         return self._connected.is_set() and subscribed and kafka_ok, details
 
@@ -284,8 +288,15 @@ class Bridge:
             self.metrics.reconnects.labels("mqtt").inc()
         for topic_filter in self.subscriptions():
             client.subscribe(topic_filter, qos=1)
+        if isinstance(client, BatchingClient):
+            client.connect_error = None  # connected: an older failure no longer applies
         self._connected.set()
         logger.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        m = self.config.mqtt
+        why = getattr(client, "connect_error", None) or "no reason given"
+        logger.warning("MQTT connect to %s:%s failed (%s); retrying", m.host, m.port, why)
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any], _props: Any

@@ -136,8 +136,8 @@ def test_bridge_over_tls_moves_every_message_through_the_batched_reads(
 # paho drops the TLS socket of a failed handshake without closing it; Python closes
 # it when it is collected, with a ResourceWarning (not a leak, but pytest reports it).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_bridge_refuses_a_broker_it_cannot_verify(
-    bridge_settings, bridge_factory, tls_broker, tmp_path
+def test_bridge_refuses_a_broker_it_cannot_verify_and_says_why(
+    bridge_settings, bridge_factory, tls_broker, tmp_path, caplog
 ):
     port, _ca_file = tls_broker
     other = tmp_path / "other"
@@ -159,5 +159,7 @@ def test_bridge_refuses_a_broker_it_cannot_verify(
         assert not ok
         assert details["mqtt_connected"] is False
         assert details["mqtt_subscribed"] is False
+        assert "CERTIFICATE_VERIFY_FAILED" in details["mqtt_error"], details
     finally:
         bridge.stop(timeout=2)
+    assert any("certificate verify failed" in r.getMessage() for r in caplog.records)
