@@ -29,7 +29,7 @@ from __future__ import annotations
 
 __all__ = ["run"]
 
-import json
+import contextlib
 import os
 import shutil
 import signal
@@ -39,6 +39,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import yaml
@@ -161,17 +162,8 @@ def _throughput(records: list[Any], start_ns: int, expected: set[str]) -> tuple[
 
 
 _WARM_UP = 2_000
-
-
-def _warm_up(host: str, port: int, site: str, bootstrap: str, topic: str) -> int:
-    """Send a few thousand messages through the pipe and wait for them, uncounted.
-
-    Both pipes get the same: Kafka's JIT, the new topic's partitions and a fresh
-    bridge's caches are warm before the clock starts. Returns the records the
-    topic then holds (the pipe of tools may lose a few: it has no guarantee).
-    """
-    _blast(host, port, site, _messages(site, _WARM_UP, first_seq=2 * 10**9))
-    return wait_for_records(bootstrap, topic, _WARM_UP * 99 // 100, timeout=120, idle_s=1.0)
+"""Messages through each pipe before the clock starts (Kafka's JIT, the new topics,
+the fresh bridge's caches); not counted."""
 
 
 def _topics(site: str, devices: int = 50) -> list[str]:
@@ -224,8 +216,7 @@ def _steady(
 def _latencies(records: list[Any], sent_ts: dict[str, int]) -> tuple[list[float], int]:
     """Append time minus publish time (ms) of the steady messages, and how many are lost."""
     lat, seen = [], set()
-    for r in records:
-        msg_id = json.loads(r.value)["id"]
+    for r, msg_id in zip(records, ids_of(records), strict=True):
         if msg_id in sent_ts:
             seen.add(msg_id)
             lat.append(r.timestamp - sent_ts[msg_id] / 1e6)
@@ -249,9 +240,16 @@ class _Lane:
         self.held = 0  # records in the topic so far
 
     def warm_up(self) -> None:
-        """The uncounted warm-up (see :func:`_warm_up`)."""
+        """Send :data:`_WARM_UP` messages and wait for them, uncounted.
+
+        The pipe of tools may lose a few (it has no guarantee): what the topic then
+        holds is what the rounds count on.
+        """
         host, port = self.stack.mqtt_address
-        self.held = _warm_up(host, port, self.site, self.stack.kafka_bootstrap, self.topic)
+        _blast(host, port, self.site, _messages(self.site, _WARM_UP, first_seq=2 * 10**9))
+        self.held = wait_for_records(
+            self.stack.kafka_bootstrap, self.topic, _WARM_UP * 99 // 100, timeout=120, idle_s=1.0
+        )
         self.reader.read(self.held, timeout=60)
 
     def blast(self, n: int) -> dict[str, float]:
@@ -271,10 +269,8 @@ class _Lane:
     def steady(self, rate: int, seconds: float, warmup_s: float) -> dict[str, Any]:
         """Publish at a steady ``rate``; latencies of the messages after ``warmup_s``."""
         host, port = self.stack.mqtt_address
-        if self.pid:
-            with RssSampler(self.pid) as rss:
-                sent_ts, achieved = _steady(host, port, self.site, rate, seconds, warmup_s)
-        else:
+        rss = RssSampler(self.pid) if self.pid else None
+        with rss or contextlib.nullcontext():
             sent_ts, achieved = _steady(host, port, self.site, rate, seconds, warmup_s)
         expect = len(sent_ts) + int(rate * warmup_s)
         total = wait_for_records(
@@ -284,15 +280,9 @@ class _Lane:
         self.held = total
         lat, lost = _latencies(records, sent_ts)
         out: dict[str, Any] = {"lat": lat, "lost": lost, "sent": sent_ts, "achieved": achieved}
-        if self.pid:
+        if rss is not None:
             out["rss"] = rss.samples
         return out
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _start_pipe(stack: Devstack, site: str, topic: str) -> subprocess.Popen[bytes]:
@@ -362,7 +352,7 @@ def _measure(
     return {
         "rounds": rounds,
         "payload_bytes": round(blasts["bridge"][0]["payload"]),
-        "msgs_per_s": round(_median([b["rate"] for b in blasts["bridge"]])),
+        "msgs_per_s": round(median([b["rate"] for b in blasts["bridge"]])),
         "lost": sum(int(b["lost"]) for b in blasts["bridge"]) + b_steady["lost"],
         "duplicates": sum(int(b["dups"]) for b in blasts["bridge"]),
         "workers": workers,
@@ -379,7 +369,7 @@ def _measure(
         "bridge_rss_start_mb": round(rss[0], 1),
         "bridge_rss_max_mb": round(max(rss), 1),
         "bridge_rss_mb": round(rss[-1], 1),
-        "baseline_msgs_per_s": round(_median([p["rate"] for p in blasts["pipe"]])),
+        "baseline_msgs_per_s": round(median([p["rate"] for p in blasts["pipe"]])),
         "baseline_lost": sum(int(p["lost"]) for p in blasts["pipe"]),
         "baseline_p50_ms": base_p50,
         "baseline_p99_ms": base_p99,
@@ -387,7 +377,7 @@ def _measure(
         "round_baseline_msgs_per_s": [round(p["rate"]) for p in blasts["pipe"]],
         "round_ratios": [round(r, 3) for r in ratios],
         # The median of the per-round ratios: each compares two blasts a few seconds apart.
-        "ratio_vs_baseline": round(_median(ratios), 3),
+        "ratio_vs_baseline": round(median(ratios), 3),
     }
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cloud_stream.bridge.bench import _median, _percentiles, _throughput
+from cloud_stream.bridge.bench import _percentiles, _throughput
 from cloud_stream.bridge.bench_tools import RssSampler
 
 
@@ -28,11 +28,6 @@ def test_throughput_counts_only_the_measured_messages():
     assert rate == pytest.approx(2 / 0.5)  # a and b, by the last measured append (1,500 ms)
     assert lost == 1  # c
     assert duplicates == 1
-
-
-def test_median_of_rounds():
-    assert _median([0.8, 1.2, 1.0]) == 1.0
-    assert _median([3.0, 1.0]) == 2.0
 
 
 def test_percentiles():
