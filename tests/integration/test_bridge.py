@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from pipeline.schemas import FrameMetaV1, decode, encode, new_id, now_ns, to_properties
+from pipeline.schemas import decode, encode, to_properties
 from tests.integration.helpers import drain
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20 + b"\xff\xd9"
@@ -38,6 +38,14 @@ def _topic(msg, stream="result"):
     return f"edgeloop/v1/{msg.site}/{msg.device}/{stream}"
 
 
+def _publish_frame(publisher, meta, jpeg, timeout):
+    """Publish a frame as the edge does: JPEG bytes, metadata in user properties."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = to_properties(meta)
+    topic = f"edgeloop/v1/{meta.site}/{meta.device}/frame"
+    publisher.publish(topic, jpeg, props).wait_for_publish(timeout)
+
+
 def _check_order(records):
     by_device: dict[str, list[int]] = {}
     for r in records:
@@ -56,32 +64,30 @@ def _check_order(records):
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_results_frames_and_status_reach_kafka(
-    devstack, bridge_settings, bridge_factory, publisher, result_factory, model_ref, unique, client
+    devstack,
+    bridge_settings,
+    bridge_factory,
+    publisher,
+    result_factory,
+    frame_meta_factory,
+    unique,
+    client,
 ):
     bridge_settings = _with_client(bridge_settings, client)
     bridge = bridge_factory(bridge_settings)
     msgs = _results(result_factory, unique, devices=5, per_device=40)
     assert publisher.publish_all((_topic(m), encode(m)) for m in msgs) == len(msgs)
-    meta = FrameMetaV1(
-        id=new_id(),
+    meta = frame_meta_factory(
         site=unique,
         device="dev-00",
         seq=1000,
-        ts=now_ns(),
-        model=model_ref,
-        source="cam0",
         result_id=msgs[0].id,
-        reason="uncertain",
-        label="scratch",
-        score=0.5,
         width=64,
         height=48,
         size=len(JPEG),
         phash="0011223344556677",
     )
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = to_properties(meta)
-    publisher.publish(f"edgeloop/v1/{unique}/dev-00/frame", JPEG, props).wait_for_publish(5)
+    _publish_frame(publisher, meta, JPEG, timeout=5)
     topics = bridge_settings["topic_map"]
     results = drain(devstack.kafka_bootstrap, [topics["result"]], len(msgs))
     frames = drain(devstack.kafka_bootstrap, [topics["frame"]], 1)
@@ -306,33 +312,22 @@ def test_workers_keep_order_and_a_killed_worker_comes_back(
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_frame_larger_than_kafka_takes_goes_to_dlq_and_traffic_flows(
-    devstack, bridge_settings, bridge_factory, publisher, result_factory, model_ref, unique, client
+    devstack,
+    bridge_settings,
+    bridge_factory,
+    publisher,
+    result_factory,
+    frame_meta_factory,
+    unique,
+    client,
 ):
     """A 2 MB frame (Kafka's default limit is 1 MiB) used to be retried forever."""
 
     bridge_settings = _with_client(bridge_settings, client)
     bridge_factory(bridge_settings)
     big = b"\xff\xd8" + b"\x22" * 2_000_000 + b"\xff\xd9"
-    meta = FrameMetaV1(
-        id=new_id(),
-        site=unique,
-        device="cam-big",
-        seq=1,
-        ts=now_ns(),
-        model=model_ref,
-        source="cam0",
-        result_id=new_id(),
-        reason="uncertain",
-        label="ok",
-        score=0.5,
-        width=640,
-        height=480,
-        size=len(big),
-        phash="0123456789abcdef",
-    )
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = to_properties(meta)
-    publisher.publish(f"edgeloop/v1/{unique}/cam-big/frame", big, props).wait_for_publish(30)
+    meta = frame_meta_factory(site=unique, device="cam-big", label="ok", size=len(big))
+    _publish_frame(publisher, meta, big, timeout=30)
     after = _results(result_factory, unique, devices=1, per_device=5)
     publisher.publish_all((_topic(m), encode(m)) for m in after)
     dlq = drain(devstack.kafka_bootstrap, [bridge_settings["dlq_topic"]], 1, timeout=60)

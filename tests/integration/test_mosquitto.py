@@ -6,12 +6,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pipeline.schemas import (
-    FrameMetaV1,
     decode,
     encode,
     from_properties,
-    new_id,
-    now_ns,
     to_properties,
 )
 from pipeline.topics import Stream, mqtt_topic
@@ -32,26 +29,10 @@ def test_qos1_publish_subscribe_with_schema(mqtt_factory, unique, result_factory
     assert all(m.qos == 1 for m in got)
 
 
-def test_frame_bytes_with_user_properties(mqtt_factory, unique, model_ref):
+def test_frame_bytes_with_user_properties(mqtt_factory, unique, frame_meta_factory):
     topic = mqtt_topic("plant-a", unique, Stream.FRAME)
     jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
-    meta = FrameMetaV1(
-        id=new_id(),
-        site="plant-a",
-        device=unique,
-        seq=1,
-        ts=now_ns(),
-        model=model_ref,
-        source="cam0",
-        result_id=new_id(),
-        reason="uncertain",
-        label="scratch",
-        score=0.51,
-        width=640,
-        height=480,
-        size=len(jpeg),
-        phash="00ff00ff00ff00ff",
-    )
+    meta = frame_meta_factory(device=unique, score=0.51, size=len(jpeg), phash="00ff00ff00ff00ff")
     sub = mqtt_factory()
     sub.subscribe(topic)
     pub = mqtt_factory()
