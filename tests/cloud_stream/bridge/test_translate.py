@@ -13,33 +13,16 @@ from cloud_stream.bridge.service import device_slot
 from cloud_stream.bridge.translate import DeadLetter, KafkaRecord, translate
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError
-from pipeline.schemas import FrameMetaV1, encode, new_id, now_ns, to_properties
+from pipeline.schemas import encode, to_properties
 
 CFG = BridgeConfig()
 TOPIC = "edgeloop/v1/plant-a/cam-01/result"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x10" * 500 + b"\xff\xd9"
 
 
-def _frame_props(model_ref, **over):
-    fields = {
-        "id": new_id(),
-        "site": "plant-a",
-        "device": "cam-01",
-        "seq": 3,
-        "ts": now_ns(),
-        "model": model_ref,
-        "source": "cam0",
-        "result_id": new_id(),
-        "reason": "uncertain",
-        "label": "scratch",
-        "score": 0.55,
-        "width": 640,
-        "height": 480,
-        "size": len(JPEG),
-        "phash": "0123456789abcdef",
-    }
-    fields.update(over)
-    return to_properties(FrameMetaV1(**fields))
+def _frame_props(frame_meta_factory, **over):
+    fields = {"seq": 3, "score": 0.55, "size": len(JPEG), **over}
+    return to_properties(frame_meta_factory(**fields))
 
 
 def test_valid_result_becomes_a_keyed_record(result_factory):
@@ -59,8 +42,8 @@ def test_valid_result_becomes_a_keyed_record(result_factory):
     assert headers["content-type"] == b"application/json"
 
 
-def test_frame_keeps_jpeg_bytes_and_metadata_headers(model_ref):
-    props = _frame_props(model_ref)
+def test_frame_keeps_jpeg_bytes_and_metadata_headers(model_ref, frame_meta_factory):
+    props = _frame_props(frame_meta_factory)
     out = translate(CFG, "edgeloop/v1/plant-a/cam-01/frame", JPEG, props)
     assert isinstance(out, KafkaRecord)
     assert out.topic == "edgeloop.frames"
@@ -75,8 +58,8 @@ def test_frame_keeps_jpeg_bytes_and_metadata_headers(model_ref):
     ("payload", "reason"),
     [(b"\xff\xd8 not a jpeg", "corrupt_frame"), (JPEG[:-2], "corrupt_frame")],
 )
-def test_corrupt_frames_are_dead_letters(model_ref, payload, reason):
-    props = _frame_props(model_ref, size=len(payload))
+def test_corrupt_frames_are_dead_letters(frame_meta_factory, payload, reason):
+    props = _frame_props(frame_meta_factory, size=len(payload))
     out = translate(CFG, "edgeloop/v1/plant-a/cam-01/frame", payload, props)
     assert isinstance(out, DeadLetter)
     assert out.reason == reason
@@ -190,11 +173,11 @@ def test_a_pre_parsed_topic_gives_the_same_record(result_factory):
     assert parsed == translate(CFG, TOPIC, payload, bridge_ts=5)
 
 
-def test_a_frame_too_large_for_kafka_is_a_dead_letter_with_its_start(model_ref):
+def test_a_frame_too_large_for_kafka_is_a_dead_letter_with_its_start(frame_meta_factory):
     """Kafka refuses records over ~1 MiB: such a frame would be retried forever and
     stall the bridge. It goes to the DLQ instead, with as much of it as Kafka takes."""
     big = b"\xff\xd8" + b"\x11" * 2_000_000 + b"\xff\xd9"
-    props = _frame_props(model_ref, size=len(big))
+    props = _frame_props(frame_meta_factory, size=len(big))
     out = translate(CFG, "edgeloop/v1/plant-a/cam-01/frame", big, props)
     assert isinstance(out, DeadLetter)
     assert out.reason == "oversize"
